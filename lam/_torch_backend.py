@@ -1,0 +1,36 @@
+"""The torch backend: runs `LAMModel` (Cython delta-rule kernel on CPU) on padded token batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._torch_model import LAMModel, mean_pool
+from .config import LAMConfig
+
+
+class TorchBackend:
+    """Encodes padded batches: input_ids and attention_mask (B, L) int arrays to float32 arrays."""
+
+    name = "torch"
+
+    def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = LAMModel(config)
+        self.model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
+        self.model.eval().to(self.device)
+
+    @property
+    def kernel(self) -> str:
+        probe = torch.empty(0, device=self.device)
+        with torch.inference_mode():
+            return self.model.resolve_kernel(probe)
+
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token embeddings (B, L, d) and normalised sentence embeddings (B, d)."""
+        ids = torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64)).to(self.device)
+        mask = torch.from_numpy(np.ascontiguousarray(attention_mask, dtype=np.int64)).to(self.device)
+        with torch.inference_mode():
+            hidden = self.model(ids, mask).last_hidden_state
+            pooled = torch.nn.functional.normalize(mean_pool(hidden, mask), dim=-1)
+        return hidden.float().cpu().numpy(), pooled.float().cpu().numpy()

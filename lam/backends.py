@@ -1,0 +1,41 @@
+"""Backend names, the 'auto' rule, and loading a backend by name."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import LAMConfig
+
+BACKEND_ALIASES = {"torch": "torch", "cython": "torch", "jax": "jax"}
+BACKEND_CHOICES = ("auto", *BACKEND_ALIASES)
+
+
+def canonical_backend(name: str) -> str:
+    """'torch' or 'jax' for a user's backend name; 'auto' resolves to the measured default."""
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a string, got {type(name).__name__}")
+    if name == "auto":
+        return auto_backend()
+    if name not in BACKEND_ALIASES:
+        raise ValueError(f"backend must be one of {BACKEND_CHOICES}, got {name!r}")
+    return BACKEND_ALIASES[name]
+
+
+def auto_backend() -> str:
+    """The backend 'auto' picks; see README 'Choosing a backend' for the measurements behind it."""
+    return "torch"
+
+
+def other_backend(name: str) -> str:
+    return "jax" if name == "torch" else "torch"
+
+
+def load_backend(name: str, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None):
+    """Instantiate backend `name` ('torch' or 'jax'); raises whatever its import or set-up raises."""
+    if name == "torch":
+        from ._torch_backend import TorchBackend
+
+        return TorchBackend(config, tensors, device)
+    from ._jax_backend import JaxBackend
+
+    return JaxBackend(config, tensors, device)

@@ -1,0 +1,151 @@
+"""Building a LAM model directory (SPEC §4) from a BERT-style sentence-transformers teacher."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file
+
+from .config import LAMConfig
+from .weights_io import WEIGHTS_NAME, write_weights
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+BERT_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "hidden_act",
+                    "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
+
+
+def config_from_teacher(teacher_path: Path, **overrides) -> LAMConfig:
+    """A LAMConfig with the teacher's BERT sizes; heads of 32 dimensions over the same width."""
+    bert = json.loads((teacher_path / "config.json").read_text())
+    fields = {key: bert[key] for key in BERT_CONFIG_KEYS if key in bert}
+    fields["num_heads"] = bert["num_attention_heads"]
+    fields["head_dim"] = bert["hidden_size"] // bert["num_attention_heads"]
+    fields["num_backward_heads"] = fields["num_heads"] // 2
+    fields.update(overrides)
+    return LAMConfig(**fields)
+
+
+def teacher_name_map(config: LAMConfig) -> dict[str, str]:
+    """LAM tensor name -> teacher (BertModel) tensor name, for every tensor the teacher provides."""
+    names = {
+        "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
+        "embeddings.token_type_embeddings.weight": "embeddings.token_type_embeddings.weight",
+        "embeddings.layer_norm.weight": "embeddings.LayerNorm.weight",
+        "embeddings.layer_norm.bias": "embeddings.LayerNorm.bias",
+    }
+    if config.position_policy != "none":
+        names["embeddings.position_embeddings.weight"] = "embeddings.position_embeddings.weight"
+    per_layer = {
+        "mixer.q_proj": "attention.self.query",
+        "mixer.k_proj": "attention.self.key",
+        "mixer.v_proj": "attention.self.value",
+        "mixer.o_proj": "attention.output.dense",
+        "mixer_norm": "attention.output.LayerNorm",
+        "ffn_in": "intermediate.dense",
+        "ffn_out": "output.dense",
+        "ffn_norm": "output.LayerNorm",
+    }
+    for i in range(config.num_hidden_layers):
+        for ours, theirs in per_layer.items():
+            for leaf in ("weight", "bias"):
+                names[f"layers.{i}.{ours}.{leaf}"] = f"encoder.layer.{i}.{theirs}.{leaf}"
+    return names
+
+
+def initial_tensors(config: LAMConfig, teacher_weights: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every LAM tensor: the teacher's where it has one, SPEC §2 initialisation elsewhere."""
+    from ._torch_model import LAMModel
+
+    torch.manual_seed(seed)
+    tensors = {name: t.detach().numpy().copy() for name, t in LAMModel(config).state_dict().items()}
+    teacher = load_file(str(teacher_weights))
+    for ours, theirs in teacher_name_map(config).items():
+        if teacher[theirs].shape != tensors[ours].shape:
+            raise ValueError(f"teacher tensor {theirs} has shape {teacher[theirs].shape}, LAM expects {tensors[ours].shape}")
+        tensors[ours] = teacher[theirs].astype(np.float32)
+    return tensors
+
+
+def sentence_transformers_files(config: LAMConfig) -> dict[str, str]:
+    """Relative path -> text of the Transformer -> Pooling -> Normalize layout files."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    pooling = {
+        "word_embedding_dimension": config.hidden_size,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
+    return {
+        "modules.json": json.dumps(modules, indent=2),
+        "sentence_bert_config.json": json.dumps({"max_seq_length": config.max_seq_length, "do_lower_case": False}, indent=2),
+        "1_Pooling/config.json": json.dumps(pooling, indent=2),
+        "2_Normalize/.keep": "",
+    }
+
+
+def write_model_dir(out_dir: str | os.PathLike, config: LAMConfig, tensors: dict[str, np.ndarray],
+                    tokenizer_dir: Path, model_card: str | None = None, overwrite: bool = True) -> Path:
+    """Write a complete model directory atomically: built beside `out_dir`, then renamed into place.
+
+    An existing `out_dir` is replaced if `overwrite`, else kept (another writer finished first).
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        config.architectures = ["LAMModel"]
+        config.to_json_file(staging / "config.json")
+        write_weights(tensors, staging / WEIGHTS_NAME)
+        for name in TOKENIZER_FILES:
+            shutil.copyfile(tokenizer_dir / name, staging / name)
+        for relative, text in sentence_transformers_files(config).items():
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            (staging / relative).write_text(text)
+        if model_card is not None:
+            (staging / "README.md").write_text(model_card)
+        if out_dir.exists() and overwrite:
+            shutil.rmtree(out_dir)
+        try:
+            os.replace(staging, out_dir)
+        except OSError:
+            if overwrite or not (out_dir / WEIGHTS_NAME).is_file():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out_dir
+
+
+def build_from_teacher(out_dir: str | os.PathLike, teacher_path: str | os.PathLike | None = None,
+                       trained: dict[str, np.ndarray] | None = None, seed: int = 0,
+                       model_card: str | None = None, overwrite: bool = True, **config_overrides) -> Path:
+    """Convert a sentence-transformers BERT model directory into a LAM model directory.
+
+    `trained` overrides tensors (e.g. distilled mixers); default teacher: all-MiniLM-L6-v2.
+    """
+    from .teacher import teacher_dir, verified_teacher_weights
+
+    if teacher_path is None:
+        teacher_path = teacher_dir()
+        weights = verified_teacher_weights(teacher_path)
+    else:
+        teacher_path = Path(teacher_path)
+        weights = teacher_path / "model.safetensors"
+    config = config_from_teacher(teacher_path, **config_overrides)
+    tensors = initial_tensors(config, weights, seed)
+    for name, value in (trained or {}).items():
+        if name not in tensors or tensors[name].shape != value.shape:
+            raise ValueError(f"trained tensor {name} {value.shape} does not fit the model")
+        tensors[name] = value.astype(np.float32)
+    return write_model_dir(out_dir, config, tensors, teacher_path, model_card, overwrite)
