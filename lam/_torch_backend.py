@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
+from . import _cython
 from ._torch_model import LAMModel, mean_pool
 from .config import LAMConfig
 
@@ -16,6 +19,9 @@ class TorchBackend:
 
     def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cpu" and not _cython.AVAILABLE:
+            warnings.warn(f"LAM: the compiled Cython kernel is not available ({_cython.IMPORT_ERROR}); "
+                          "the torch backend runs the slower pure-torch chunkwise form", stacklevel=4)
         self.model = LAMModel(config)
         self.model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
         self.model.eval().to(self.device)

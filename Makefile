@@ -1,0 +1,28 @@
+# Two entry points that set everything up on a fresh machine:
+#   make demo   - create .venv, install LAM, run the main job on LAM-base-v1
+#   make test   - create .venv, install LAM with its test extras, run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test install clean
+
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -c "import lam._cython as c; assert c.AVAILABLE, c.IMPORT_ERROR"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/lam demo
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build lam/_cython/*.so lam/_cython/*.c

@@ -1,0 +1,105 @@
+"""Build of the optional compiled kernel `lam._cython.delta_rule`; metadata is in pyproject.toml.
+
+The extension is optional: if Cython, a C compiler or OpenMP is missing, the package still
+installs (with a printed warning) and runs the pure-torch path.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+EXTENSION = "lam._cython.delta_rule"
+SOURCE = os.path.join("lam", "_cython", "delta_rule.pyx")
+
+OPENMP_TEST_PROGRAM = """
+#include <omp.h>
+int main(void) {
+    int threads = 0;
+    #pragma omp parallel reduction(+:threads)
+    threads += 1;
+    return threads > 0 && omp_get_max_threads() > 0 ? 0 : 1;
+}
+"""
+
+# -O3 for vectorisation of the dv-wide inner loops. No -march=native: the measured gain on
+# the target CPUs is small (see benchmarks/bench_delta_rule.py) and a wheel built with it
+# dies with SIGILL on an older CPU if it is copied or cached elsewhere. No -ffast-math: it
+# would let the compiler reassociate sums and drop the bit-identical-across-threads property.
+UNIX_COMPILE_ARGS = ["-O3"]
+MSVC_COMPILE_ARGS = ["/O2"]
+OPENMP_FLAG_CANDIDATES = {
+    "msvc": [(["/openmp"], [])],
+    "unix": [(["-fopenmp"], ["-fopenmp"]), (["-Xpreprocessor", "-fopenmp"], ["-lomp"])],
+}
+
+
+def warn(message):
+    print(f"\n*** lam: {message}\n", file=sys.stderr, flush=True)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that adds OpenMP when the compiler supports it and never fails the install."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as error:  # noqa: BLE001 -- any build failure must leave the package installable
+            warn(f"could not build the compiled kernels ({error}); the pure-torch path will be used.")
+
+    def build_extensions(self):
+        compile_args, link_args = self.openmp_flags()
+        for extension in self.extensions:
+            extension.extra_compile_args = (
+                MSVC_COMPILE_ARGS if self.compiler.compiler_type == "msvc" else UNIX_COMPILE_ARGS
+            ) + compile_args
+            extension.extra_link_args = link_args
+        super().build_extensions()
+
+    def build_extension(self, extension):
+        try:
+            super().build_extension(extension)
+        except Exception as error:  # noqa: BLE001
+            warn(f"could not compile {extension.name} ({error}); the pure-torch path will be used.")
+
+    def openmp_flags(self):
+        """(compile args, link args) of the first OpenMP flag set that builds a test program."""
+        candidates = OPENMP_FLAG_CANDIDATES.get(self.compiler.compiler_type, OPENMP_FLAG_CANDIDATES["unix"])
+        for compile_args, link_args in candidates:
+            if self.compiles_and_links(OPENMP_TEST_PROGRAM, compile_args, link_args):
+                return compile_args, link_args
+        warn("the C compiler does not support OpenMP; the compiled kernel will run on one thread.")
+        return [], []
+
+    def compiles_and_links(self, program, compile_args, link_args):
+        directory = tempfile.mkdtemp(prefix="lam-openmp-")
+        try:
+            source = os.path.join(directory, "test.c")
+            with open(source, "w") as handle:
+                handle.write(program)
+            objects = self.compiler.compile([source], output_dir=directory, extra_postargs=compile_args)
+            self.compiler.link_executable(objects, "test", output_dir=directory, extra_postargs=link_args)
+            return True
+        except Exception:  # noqa: BLE001 -- CompileError, LinkError, missing tools
+            return False
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def extensions():
+    try:
+        import numpy
+        from Cython.Build import cythonize
+        from setuptools import Extension
+
+        extension = Extension(EXTENSION, [SOURCE], include_dirs=[numpy.get_include()])
+        return cythonize([extension], compiler_directives={"language_level": 3})
+    except Exception as error:  # noqa: BLE001 -- ImportError, Cython compile errors
+        warn(f"could not cythonize {SOURCE} ({error}); the pure-torch path will be used.")
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated model cache, a LAM directory converted from the teacher, tiny configs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def lam_cache(tmp_path_factory):
+    """Points LAM_CACHE at a fresh directory for the whole session."""
+    path = tmp_path_factory.mktemp("lam-cache")
+    previous = os.environ.get("LAM_CACHE")
+    os.environ["LAM_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("LAM_CACHE", None)
+    else:
+        os.environ["LAM_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def teacher_lam_dir(tmp_path_factory):
+    """A LAM model directory converted from all-MiniLM-L6-v2 (teacher-initialised mixers)."""
+    from lam.building import build_from_teacher
+
+    return build_from_teacher(tmp_path_factory.mktemp("models") / "lam-from-teacher")
+
+
+@pytest.fixture
+def make_tiny_model():
+    """Returns make(seed=0, **config_overrides) -> a small LAMModel with unit-scale random weights."""
+    import torch
+
+    from lam import LAMConfig, LAMModel
+
+    def make(seed=0, **overrides):
+        fields = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, intermediate_size=64, num_heads=4,
+                      head_dim=8, num_backward_heads=2, max_position_embeddings=16, flux_hidden=4, chunk_size=8)
+        fields.update(overrides)
+        torch.manual_seed(seed)
+        model = LAMModel(LAMConfig(**fields))
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "norm" not in name:
+                    param.normal_(0.0, 0.3)
+        return model.eval()
+
+    return make
