@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .backends import canonical_backend, load_backend, other_backend
 from .batching import TextTokenizer, length_sorted_batches
 from .config import LAMConfig
+from .quantization import PRECISIONS, quantize
 from .registry import resolve_model
 from .weights_io import WEIGHTS_NAME, read_weights
 
@@ -59,6 +60,11 @@ class LAM:
         self.max_tokens_per_batch = max_tokens_per_batch
         self._device = device
         self._lock = threading.Lock()
+        self._hf_tokenizer = None
+        st_config = self.model_dir / "config_sentence_transformers.json"
+        st_fields = json.loads(st_config.read_text()) if st_config.is_file() else {}
+        self.prompts: dict[str, str] = dict(st_fields.get("prompts") or {})
+        self._similarity_fn_name = st_fields.get("similarity_fn_name") or "cosine"
         self._backend = self._load(requested)
 
     # -- backends -------------------------------------------------------------------------
@@ -96,30 +102,195 @@ class LAM:
     # -- properties -----------------------------------------------------------------------
     @property
     def max_seq_length(self) -> int:
+        """Longest input in tokens ([CLS] and [SEP] included); longer texts are truncated."""
         return self._tokenize.max_seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         self._tokenize.max_seq_length = value
 
+    @property
+    def device(self) -> torch.device:
+        """Where the active backend computes, as a torch.device."""
+        return torch.device(self._backend.device_type)
+
+    @property
+    def tokenizer(self):
+        """The model's Hugging Face (fast) tokenizer."""
+        if self._hf_tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._hf_tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        return self._hf_tokenizer
+
+    @property
+    def similarity_fn_name(self) -> str:
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        if value not in SIMILARITY_FUNCTIONS:
+            raise ValueError(f"similarity_fn_name must be one of {tuple(SIMILARITY_FUNCTIONS)}, got {value!r}")
+        self._similarity_fn_name = value
+
     def get_sentence_embedding_dimension(self) -> int:
         return self.config.hidden_size
 
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    def similarity(self, a, b) -> torch.Tensor:
+        """Scores between every row of a (N, d) and of b (M, d): (N, M)."""
+        return SIMILARITY_FUNCTIONS[self._similarity_fn_name][0](_as_matrix(a), _as_matrix(b))
+
+    def similarity_pairwise(self, a, b) -> torch.Tensor:
+        """Scores between row i of a and row i of b: (N,)."""
+        a, b = _as_matrix(a), _as_matrix(b)
+        if a.shape != b.shape:
+            raise ValueError(f"similarity_pairwise needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+        return SIMILARITY_FUNCTIONS[self._similarity_fn_name][1](a, b)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this model as a model directory (loads with LAM(path) and SentenceTransformer(path))."""
+        from .building import write_model_dir
+
+        card = self.model_dir / "README.md"
+        config = LAMConfig.from_dict(self.config.to_dict())
+        config.max_seq_length = self.max_seq_length
+        return write_model_dir(path, config, self._tensors, self.model_dir,
+                               card.read_text() if card.is_file() else None)
+
+    save_pretrained = save
+
     # -- encoding -------------------------------------------------------------------------
-    def encode(self, sentences, batch_size: int = 32, show_progress_bar: bool | None = None,
-               convert_to_numpy: bool = True, convert_to_tensor: bool = False, normalize_embeddings: bool = False):
-        """Embed a string (-> (d,)) or a list of strings (-> (N, d)); rows follow the input order."""
-        single = isinstance(sentences, str)
-        texts = [sentences] if single else list(sentences)
+    def encode_query(self, sentences, **kwargs):
+        """`encode` with the "query" prompt when the model defines one."""
+        if "query" in self.prompts and "prompt" not in kwargs:
+            kwargs.setdefault("prompt_name", "query")
+        return self.encode(sentences, **kwargs)
+
+    def encode_document(self, sentences, **kwargs):
+        """`encode` with the "document" prompt when the model defines one."""
+        if "document" in self.prompts and "prompt" not in kwargs:
+            kwargs.setdefault("prompt_name", "document")
+        return self.encode(sentences, **kwargs)
+
+    def __call__(self, sentences, **kwargs):
+        return self.encode(sentences, **kwargs)
+
+    def encode(self, sentences, prompt_name: str | None = None, prompt: str | None = None, batch_size: int = 32,
+               show_progress_bar: bool | None = None, output_value: str | None = "sentence_embedding",
+               precision: str = "float32", convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+               device: str | None = None, normalize_embeddings: bool = False, truncate_dim: int | None = None,
+               **kwargs):
+        """Embed texts, with the arguments and return types of `SentenceTransformer.encode`.
+
+        A string gives a vector (d,), a list of N strings an array (N, d); a tensor with
+        `convert_to_tensor`, a list of tensors with `convert_to_numpy=False`. Rows follow the
+        input order. `output_value="token_embeddings"` gives one (tokens, d) tensor per text;
+        `None` gives a dict per text. Embeddings are already L2-normalised.
+        """
+        if kwargs:
+            raise ValueError(f"LAM.encode() got unexpected keyword arguments: {sorted(kwargs)}")
+        _check_positive_int("batch_size", batch_size)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
+            raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}")
+        if truncate_dim is not None:
+            _check_positive_int("truncate_dim", truncate_dim)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        single, texts = _as_text_list(sentences)
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        if prompt:
+            texts = [prompt + text for text in texts]
+        target = torch.device(device) if device is not None else self.device
+
+        sentence, tokens, ids = self._embed(texts, batch_size, show_progress_bar, output_value != "sentence_embedding")
+        if truncate_dim is not None:
+            sentence = sentence[:, :truncate_dim]
+        if normalize_embeddings:
+            sentence = sentence / np.maximum(np.linalg.norm(sentence, axis=-1, keepdims=True), 1e-12)
+
+        if output_value == "token_embeddings":
+            result = [torch.from_numpy(t).to(target) for t in tokens]
+        elif output_value is None:
+            result = [{"input_ids": torch.from_numpy(i).to(target),
+                       "token_type_ids": torch.zeros(len(i), dtype=torch.int64, device=target),
+                       "attention_mask": torch.ones(len(i), dtype=torch.int64, device=target),
+                       "modality": "text",
+                       "token_embeddings": torch.from_numpy(t).to(target),
+                       "sentence_embedding": torch.from_numpy(e).to(target)}
+                      for i, t, e in zip(ids, tokens, sentence)]
+        else:
+            if precision != "float32" and len(texts):
+                sentence = quantize(sentence, precision)
+            if convert_to_tensor:
+                result = torch.from_numpy(sentence).to(target) if len(texts) else torch.tensor([], device=target)
+            elif convert_to_numpy:
+                result = sentence if len(texts) else np.array([])
+            else:
+                result = [torch.from_numpy(row).to(target) for row in sentence]
+        return result[0] if single else result
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None or prompt_name is None:
+            return prompt
+        if prompt_name not in self.prompts:
+            raise ValueError(f"prompt_name {prompt_name!r} not found; the model's prompts are {sorted(self.prompts)}")
+        return self.prompts[prompt_name]
+
+    def _embed(self, texts: list[str], batch_size: int, show_progress_bar: bool, keep_tokens: bool):
+        """Sentence embeddings (N, d) and, if `keep_tokens`, per-text token embeddings and ids."""
         token_ids = self._tokenize(texts)
-        embeddings = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
+        sentence = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
+        tokens: list = [None] * len(texts)
         batches = length_sorted_batches(token_ids, batch_size, self.max_tokens_per_batch, self._tokenize.pad_id)
         for batch in tqdm(batches, desc="Batches", disable=not show_progress_bar):
-            _, pooled = self._forward(batch.input_ids, batch.attention_mask)
-            embeddings[batch.indices] = pooled
-        if normalize_embeddings:
-            embeddings /= np.maximum(np.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-12)
-        result = torch.from_numpy(embeddings) if convert_to_tensor or not convert_to_numpy else embeddings
-        return result[0] if single else result
+            hidden, pooled = self._forward(batch.input_ids, batch.attention_mask)
+            sentence[batch.indices] = pooled
+            if keep_tokens:
+                for row, index in enumerate(batch.indices):
+                    tokens[index] = np.ascontiguousarray(hidden[row, : len(token_ids[index])])
+        return sentence, tokens, token_ids
+
+
+def _check_positive_int(name: str, value) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+
+
+def _as_text_list(sentences) -> tuple[bool, list[str]]:
+    """(single?, texts): a string is one text; a list, tuple or array of strings is a batch."""
+    if isinstance(sentences, str):
+        return True, [sentences]
+    if sentences is None:
+        raise TypeError("encode() expects a string or a list of strings, got None")
+    if isinstance(sentences, np.ndarray):
+        sentences = sentences.tolist()
+    if not isinstance(sentences, (list, tuple)):
+        raise TypeError(f"encode() expects a string or a list of strings, got {type(sentences).__name__}")
+    for index, text in enumerate(sentences):
+        if not isinstance(text, str):
+            raise TypeError(f"encode() expects strings; item {index} is {type(text).__name__}")
+    return False, list(sentences)
+
+
+def _as_matrix(x) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+    return x[None] if x.ndim == 1 else x
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
+# name -> (all pairs (N, d), (M, d) -> (N, M); row pairs (N, d), (N, d) -> (N,))
+SIMILARITY_FUNCTIONS = {
+    "cosine": (lambda a, b: _unit(a) @ _unit(b).T, lambda a, b: (_unit(a) * _unit(b)).sum(-1)),
+    "dot": (lambda a, b: a @ b.T, lambda a, b: (a * b).sum(-1)),
+    "euclidean": (lambda a, b: -torch.cdist(a, b, p=2.0), lambda a, b: -(a - b).norm(dim=-1)),
+    "manhattan": (lambda a, b: -torch.cdist(a, b, p=1.0), lambda a, b: -(a - b).abs().sum(-1)),
+}
