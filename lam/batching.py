@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tokenizers import Tokenizer
 # A WordPiece token spans at least one character, so texts are cut to this many characters
 # per allowed token before tokenising: a 10 MB string is never tokenised whole.
 CHARS_PER_TOKEN_BOUND = 16
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class TextTokenizer:
@@ -36,8 +38,13 @@ class TextTokenizer:
     def __call__(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids (one int64 array per text, [CLS] ... [SEP])."""
         limit = self.max_seq_length * CHARS_PER_TOKEN_BOUND
-        encodings = self.backend.encode_batch([t[:limit] for t in texts], add_special_tokens=True)
+        encodings = self.backend.encode_batch([encodable(t[:limit]) for t in texts], add_special_tokens=True)
         return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+
+
+def encodable(text: str) -> str:
+    """`text` with lone surrogates (not representable in UTF-8) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 @dataclass

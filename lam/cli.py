@@ -1,4 +1,4 @@
-"""The `lam` command line: demo, build, info."""
+"""The `lam` command line: demo, encode, build, info."""
 
 from __future__ import annotations
 
@@ -34,6 +34,54 @@ def run_demo(args) -> int:
     for query, row in zip(DEMO_QUERIES, scores):
         best = int(row.argmax())
         print(f"{query!r}\n  -> {DEMO_CORPUS[best]!r}  (cosine {row[best]:.3f})")
+    return 0
+
+
+def read_texts(args) -> list[str]:
+    """Texts from arguments, else from --input (one per line; '-' is stdin), else from stdin.
+
+    Bytes that are not valid UTF-8 become U+FFFD; empty lines are kept as empty texts.
+    """
+    if args.texts:
+        return list(args.texts)
+    if args.input in (None, "-"):
+        data = sys.stdin.buffer.read()
+    else:
+        with open(args.input, "rb") as handle:
+            data = handle.read()
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+def write_embeddings(embeddings, texts: list[str], output: str | None) -> None:
+    """.npy: one array; .jsonl or stdout: one {"text", "embedding"} object per line."""
+    import numpy as np
+
+    if output is not None and output.endswith(".npy"):
+        np.save(output, embeddings, allow_pickle=False)
+        return
+    if output is not None and not output.endswith(".jsonl"):
+        raise SystemExit(f"lam encode: --output must end in .npy or .jsonl, got {output!r}")
+    handle = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for text, row in zip(texts, embeddings):
+            handle.write(json.dumps({"text": text, "embedding": row.tolist()}) + "\n")
+    finally:
+        if output:
+            handle.close()
+
+
+def run_encode(args) -> int:
+    from . import LAM
+
+    texts = read_texts(args)
+    model = LAM(args.model, backend=args.backend)
+    if args.max_seq_length is not None:
+        model.max_seq_length = args.max_seq_length
+    embeddings = model.encode(texts, batch_size=args.batch_size, show_progress_bar=args.progress,
+                              precision=args.precision, truncate_dim=args.truncate_dim)
+    write_embeddings(embeddings, texts, args.output)
+    if args.output:
+        print(f"wrote {embeddings.shape} {embeddings.dtype} embeddings to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -76,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="LAM-base-v1", help="built-in name or model directory")
     demo.add_argument("--backend", default="auto", help="auto, torch (alias cython) or jax")
     demo.set_defaults(func=run_demo)
+
+    encode = commands.add_parser(
+        "encode", help="embed texts from arguments, a file or stdin",
+        description="Embed texts and write them as .npy, .jsonl, or JSON lines on stdout.",
+        epilog="examples:\n  lam encode 'a cat' 'a dog'\n  lam encode --input texts.txt --output vectors.npy\n"
+               "  cat texts.txt | lam encode --output vectors.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    encode.add_argument("texts", nargs="*", help="texts to embed (default: read --input or stdin)")
+    encode.add_argument("--input", "-i", default=None, help="file with one text per line ('-' for stdin)")
+    encode.add_argument("--output", "-o", default=None, help="PATH.npy or PATH.jsonl (default: JSON lines on stdout)")
+    encode.add_argument("--model", default="LAM-base-v1", help="built-in name or model directory")
+    encode.add_argument("--backend", default="auto", help="auto, torch (alias cython) or jax")
+    encode.add_argument("--batch-size", type=int, default=32)
+    encode.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")
+    encode.add_argument("--precision", default="float32", help="float32, int8, uint8, binary or ubinary")
+    encode.add_argument("--truncate-dim", type=int, default=None, help="keep only the first N dimensions")
+    encode.add_argument("--progress", action="store_true", help="show a progress bar")
+    encode.set_defaults(func=run_encode)
 
     build = commands.add_parser("build", help="convert a sentence-transformers BERT model into a LAM model directory")
     build.add_argument("output", help="directory to write")

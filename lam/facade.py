@@ -192,6 +192,7 @@ class LAM:
         if kwargs:
             raise ValueError(f"LAM.encode() got unexpected keyword arguments: {sorted(kwargs)}")
         _check_positive_int("batch_size", batch_size)
+        precision = precision or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if output_value not in ("sentence_embedding", "token_embeddings", None):
