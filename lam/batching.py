@@ -12,6 +12,7 @@ from tokenizers import Tokenizer
 # A WordPiece token spans at least one character, so texts are cut to this many characters
 # per allowed token before tokenising: a 10 MB string is never tokenised whole.
 CHARS_PER_TOKEN_BOUND = 16
+TOKENIZE_SLICE = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -36,10 +37,14 @@ class TextTokenizer:
         self.backend.enable_truncation(max_length=value)
 
     def __call__(self, texts: list[str]) -> list[np.ndarray]:
-        """Token ids (one int64 array per text, [CLS] ... [SEP])."""
+        """Token ids (one int32 array per text, [CLS] ... [SEP])."""
         limit = self.max_seq_length * CHARS_PER_TOKEN_BOUND
-        encodings = self.backend.encode_batch([encodable(t[:limit]) for t in texts], add_special_tokens=True)
-        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        ids = []
+        # Slices bound the memory held by the tokenizer's per-token Encoding objects.
+        for start in range(0, len(texts), TOKENIZE_SLICE):
+            cut = [encodable(t[:limit]) for t in texts[start:start + TOKENIZE_SLICE]]
+            ids.extend(np.asarray(e.ids, dtype=np.int32) for e in self.backend.encode_batch(cut, add_special_tokens=True))
+        return ids
 
 
 def encodable(text: str) -> str:
@@ -56,20 +61,24 @@ class Batch:
     attention_mask: np.ndarray
 
 
-def length_sorted_batches(token_ids: list[np.ndarray], batch_size: int, max_tokens: int, pad_id: int) -> list[Batch]:
-    """Batches of texts of similar length (longest first), each at most `batch_size` texts and
-    `max_tokens` padded tokens (a single longer text still gets a batch of its own)."""
-    order = sorted(range(len(token_ids)), key=lambda i: -len(token_ids[i]))
+def plan_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[np.ndarray]:
+    """Row indices of each batch: texts of similar length (longest first), each batch at most
+    `batch_size` texts and `max_tokens` padded tokens (a longer text gets a batch of its own)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches, start = [], 0
     while start < len(order):
-        longest = len(token_ids[order[start]])
-        size = max(1, min(batch_size, max_tokens // max(longest, 1)))
-        rows = order[start:start + size]
-        ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), longest), dtype=np.int64)
-        for r, i in enumerate(rows):
-            ids[r, : len(token_ids[i])] = token_ids[i]
-            mask[r, : len(token_ids[i])] = 1
-        batches.append(Batch(np.asarray(rows), ids, mask))
+        size = max(1, min(batch_size, max_tokens // max(lengths[order[start]], 1)))
+        batches.append(np.asarray(order[start:start + size]))
         start += size
     return batches
+
+
+def pad_batch(token_ids: list[np.ndarray], rows: np.ndarray, pad_id: int) -> Batch:
+    """Right-pad the texts `rows` to the longest of them."""
+    longest = max(len(token_ids[i]) for i in rows)
+    ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), longest), dtype=np.int64)
+    for r, i in enumerate(rows):
+        ids[r, : len(token_ids[i])] = token_ids[i]
+        mask[r, : len(token_ids[i])] = 1
+    return Batch(rows, ids, mask)

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .backends import canonical_backend, load_backend, other_backend
-from .batching import TextTokenizer, length_sorted_batches
+from .batching import TextTokenizer, pad_batch, plan_batches
 from .config import LAMConfig
 from .quantization import PRECISIONS, quantize
 from .registry import resolve_model
@@ -22,7 +22,7 @@ from .weights_io import WEIGHTS_NAME, read_weights
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_TOKENS_PER_BATCH = 1 << 16
+DEFAULT_MAX_TOKENS_PER_BATCH = 1 << 15
 
 
 class BackendFallbackWarning(UserWarning):
@@ -216,7 +216,7 @@ class LAM:
         if output_value == "token_embeddings":
             result = [torch.from_numpy(t).to(target) for t in tokens]
         elif output_value is None:
-            result = [{"input_ids": torch.from_numpy(i).to(target),
+            result = [{"input_ids": torch.from_numpy(i.astype(np.int64)).to(target),
                        "token_type_ids": torch.zeros(len(i), dtype=torch.int64, device=target),
                        "attention_mask": torch.ones(len(i), dtype=torch.int64, device=target),
                        "modality": "text",
@@ -246,8 +246,9 @@ class LAM:
         token_ids = self._tokenize(texts)
         sentence = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
         tokens: list = [None] * len(texts)
-        batches = length_sorted_batches(token_ids, batch_size, self.max_tokens_per_batch, self._tokenize.pad_id)
-        for batch in tqdm(batches, desc="Batches", disable=not show_progress_bar):
+        plan = plan_batches([len(ids) for ids in token_ids], batch_size, self.max_tokens_per_batch)
+        for rows in tqdm(plan, desc="Batches", disable=not show_progress_bar):
+            batch = pad_batch(token_ids, rows, self._tokenize.pad_id)
             hidden, pooled = self._forward(batch.input_ids, batch.attention_mask)
             sentence[batch.indices] = pooled
             if keep_tokens:

@@ -30,6 +30,27 @@ def teacher_lam_dir(tmp_path_factory):
     return build_from_teacher(tmp_path_factory.mktemp("models") / "lam-from-teacher")
 
 
+@pytest.fixture(scope="session")
+def small_lam_dir(tmp_path_factory):
+    """A complete model directory with the teacher's tokenizer and a small random LAM (d=32)."""
+    import torch
+
+    from lam import LAMConfig, LAMModel
+    from lam.building import write_model_dir
+    from lam.teacher import teacher_dir
+
+    config = LAMConfig(hidden_size=32, num_hidden_layers=2, intermediate_size=64, num_heads=4, head_dim=8,
+                       num_backward_heads=2, flux_hidden=4, chunk_size=8)
+    torch.manual_seed(0)
+    model = LAMModel(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0.0, 0.3)
+    tensors = {name: t.numpy() for name, t in model.state_dict().items()}
+    return write_model_dir(tmp_path_factory.mktemp("models") / "small-lam", config, tensors, teacher_dir())
+
+
 @pytest.fixture
 def make_tiny_model():
     """Returns make(seed=0, **config_overrides) -> a small LAMModel with unit-scale random weights."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lam import LAM
-from lam.batching import length_sorted_batches
+from lam.batching import pad_batch, plan_batches
 
 SENTENCES = ["a cat", "A man is playing a guitar on a stage in front of a large crowd.", "",
              "dogs", "The weather is lovely today, with clear skies and a light breeze."]
@@ -43,8 +43,9 @@ def test_tensor_outputs(model):
 
 def test_batches_are_sorted_by_token_length_and_bounded_by_token_budget():
     token_ids = [np.arange(n) + 1 for n in (3, 50, 7, 50, 20)]
-    batches = length_sorted_batches(token_ids, batch_size=4, max_tokens=100, pad_id=0)
-    assert [list(b.indices) for b in batches] == [[1, 3], [4, 2, 0]]
+    plan = plan_batches([len(t) for t in token_ids], batch_size=4, max_tokens=100)
+    assert [list(rows) for rows in plan] == [[1, 3], [4, 2, 0]]
+    batches = [pad_batch(token_ids, rows, pad_id=0) for rows in plan]
     assert all(b.input_ids.size <= 100 for b in batches)
     first = batches[1]
     assert first.attention_mask.sum(1).tolist() == [20, 7, 3]
