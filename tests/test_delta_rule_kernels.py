@@ -1,0 +1,212 @@
+"""The compiled Cython token scan and the chunkwise torch form against the float64 reference.
+
+SPEC §3: every form matches the reference to <= 1e-5 max abs on unit-scale inputs, for
+lengths on and off the chunk size, with padding, in both directions. A missing compiled
+kernel fails these tests unless LAM_ALLOW_NO_CYTHON=1 (CI builds it).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import lam._cython as compiled
+from lam._torch_core import delta_rule_chunked
+from lam.reference import delta_rule_reference
+
+TOLERANCE = 1e-5
+HEADS = 12
+WIDTH = 32
+# Retention regimes cycled over heads: anything in (0, 1), very short memory, very long memory.
+DECAY_RANGES = ((0.01, 0.99), (0.04, 0.06), (0.998, 0.9995))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tensors here are small: torch intra-op threads only add overhead, and on a loaded
+    machine oversubscription makes the chunkwise form many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def require_cython():
+    """The compiled kernel's torch entry point; fails the test (no skip) when it was not built."""
+    if not compiled.AVAILABLE:
+        if os.environ.get("LAM_ALLOW_NO_CYTHON") == "1":
+            pytest.skip(f"compiled kernel not built ({compiled.IMPORT_ERROR}); LAM_ALLOW_NO_CYTHON=1")
+        pytest.fail(
+            f"compiled kernel lam._cython.delta_rule is not built ({compiled.IMPORT_ERROR}); "
+            "build it with `pip install -e .` or set LAM_ALLOW_NO_CYTHON=1"
+        )
+    return compiled.delta_rule_cython
+
+
+def make_mask(batch, length, kind, rng):
+    """(B, L) uint8 mask: 'padded' mixes lengths (right padding; row 0 full, row 2 empty);
+    'holes' is a random general mask, handed over as a non-contiguous view."""
+    if kind == "padded":
+        lengths = [length, (length + 1) // 2, 0, *rng.integers(1, length + 1, max(batch - 3, 0))][:batch]
+        return (np.arange(length)[None, :] < np.array(lengths)[:, None]).astype(np.uint8)
+    if kind == "holes":
+        wide = (rng.random((batch, 2 * length)) < 0.7).astype(np.uint8)
+        return wide[:, ::2]
+    raise ValueError(kind)
+
+
+def make_inputs(batch, length, mask_kind, dk=WIDTH, dv=WIDTH, seed=0):
+    """Unit-scale float32 inputs (and a uint8 mask) as a dict of numpy arrays."""
+    rng = np.random.default_rng([seed, batch, length, dk, dv])
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    shape = (batch, HEADS, length)
+    inputs = {
+        "q": unit(rng.standard_normal((*shape, dk))),
+        "k": unit(rng.standard_normal((*shape, dk))),
+        "v": rng.standard_normal((*shape, dv)),
+        "beta": rng.uniform(0.01, 0.99, shape),
+        "read_fast": rng.uniform(0.01, 0.99, shape),
+        "read_slow": rng.uniform(0.01, 0.99, shape),
+    }
+    for name, offset in (("decay_fast", 0), ("decay_slow", 1)):
+        regimes = [DECAY_RANGES[(h + offset) % len(DECAY_RANGES)] for h in range(HEADS)]
+        low, high = (np.array(bounds)[None, :, None] for bounds in zip(*regimes))
+        inputs[name] = low + (high - low) * rng.random(shape)
+    inputs = {name: x.astype(np.float32) for name, x in inputs.items()}
+    inputs["mask"] = make_mask(batch, length, mask_kind, rng)
+    return inputs
+
+
+@functools.lru_cache(maxsize=None)
+def case(batch, length, mask_kind, num_backward_heads, dk=WIDTH, dv=WIDTH):
+    """make_inputs(...) and the float64 reference output for them."""
+    inputs = make_inputs(batch, length, mask_kind, dk, dv)
+    return inputs, delta_rule_reference(**inputs, num_backward_heads=num_backward_heads)
+
+
+def as_torch(inputs):
+    return {name: torch.from_numpy(x) for name, x in inputs.items()}
+
+
+def run_chunked(inputs, num_backward_heads):
+    with torch.inference_mode():
+        return delta_rule_chunked(**as_torch(inputs), num_backward_heads=num_backward_heads).numpy()
+
+
+def max_error(actual, expected):
+    assert actual.shape == expected.shape
+    return float(np.abs(np.asarray(actual, dtype=np.float64) - expected).max())
+
+
+LENGTHS = (1, 7, 63, 64, 65, 200, 1000)
+DIRECTIONS = (0, 5, HEADS)  # forward only, mixed, backward only
+
+
+def batch_for(length):
+    return 2 if length >= 1000 else 3
+
+
+@pytest.mark.parametrize("num_backward_heads", DIRECTIONS)
+@pytest.mark.parametrize("length", LENGTHS)
+def test_cython_matches_reference(length, num_backward_heads):
+    cython_kernel = require_cython()
+    inputs, expected = case(batch_for(length), length, "padded", num_backward_heads)
+    actual = cython_kernel(**as_torch(inputs), num_backward_heads=num_backward_heads)
+    assert actual.dtype == torch.float32
+    assert max_error(actual.numpy(), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("num_backward_heads", DIRECTIONS)
+@pytest.mark.parametrize("length", LENGTHS)
+def test_chunked_matches_reference(length, num_backward_heads):
+    inputs, expected = case(batch_for(length), length, "padded", num_backward_heads)
+    assert max_error(run_chunked(inputs, num_backward_heads), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("num_backward_heads", DIRECTIONS)
+@pytest.mark.parametrize("length", (9, 130))
+def test_general_mask(length, num_backward_heads):
+    cython_kernel = require_cython()
+    inputs, expected = case(3, length, "holes", num_backward_heads)
+    tensors = as_torch(inputs)
+    assert not tensors["mask"].is_contiguous()
+    actual = cython_kernel(**tensors, num_backward_heads=num_backward_heads)
+    assert max_error(actual.numpy(), expected) <= TOLERANCE
+    assert max_error(run_chunked(inputs, num_backward_heads), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize(("dk", "dv"), ((24, 40), (48, 16), (32, 64)))
+def test_cython_key_and_value_widths_differ(dk, dv):
+    cython_kernel = require_cython()
+    inputs, expected = case(3, 70, "holes", 5, dk=dk, dv=dv)
+    actual = cython_kernel(**as_torch(inputs), num_backward_heads=5)
+    assert max_error(actual.numpy(), expected) <= TOLERANCE
+
+
+def test_cython_matches_chunked_on_a_larger_case():
+    cython_kernel = require_cython()
+    inputs = make_inputs(16, 300, "padded")
+    with torch.inference_mode():
+        chunked = delta_rule_chunked(**as_torch(inputs), num_backward_heads=6)
+    actual = cython_kernel(**as_torch(inputs), num_backward_heads=6)
+    assert max_error(actual.numpy(), chunked.double().numpy()) <= TOLERANCE
+
+
+def test_thread_count_does_not_change_a_bit():
+    require_cython()
+    inputs = make_inputs(8, 200, "holes")
+    arrays = {name: np.ascontiguousarray(x) for name, x in inputs.items()}
+    one = compiled.delta_rule_forward(**arrays, num_backward_heads=5, num_threads=1)
+    two = compiled.delta_rule_forward(**arrays, num_backward_heads=5, num_threads=2)
+    assert np.array_equal(one, two)
+
+
+def test_torch_entry_point_takes_any_float_dtype_and_no_grad():
+    cython_kernel = require_cython()
+    inputs, expected = case(3, 65, "padded", 5)
+    tensors = {name: x.double().requires_grad_() for name, x in as_torch(inputs).items() if name != "mask"}
+    mask = torch.from_numpy(inputs["mask"]).bool()
+    actual = cython_kernel(**tensors, mask=mask, num_backward_heads=5)
+    assert actual.dtype == torch.float32 and not actual.requires_grad
+    assert max_error(actual.numpy(), expected) <= TOLERANCE
+
+
+def test_missing_extension_raises_with_build_hint(monkeypatch):
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    monkeypatch.setattr(compiled, "IMPORT_ERROR", ImportError("no module"))
+    inputs = make_inputs(1, 1, "padded")
+    with pytest.raises(RuntimeError, match="pip install -e ."):
+        compiled.delta_rule_cython(**as_torch(inputs), num_backward_heads=0)
+
+
+# Changes to valid arguments that the numpy entry point must reject with a ValueError.
+BAD_INPUTS = {
+    "q float64": {"q": lambda a: a["q"].astype(np.float64)},
+    "q 3-d": {"q": lambda a: a["q"][0]},
+    "k other width": {"k": lambda a: np.zeros((*a["k"].shape[:3], WIDTH + 1), np.float32)},
+    "v other length": {"v": lambda a: a["v"][:, :, :-1].copy()},
+    "v not C-contiguous": {"v": lambda a: np.asfortranarray(a["v"])},
+    "beta other shape": {"beta": lambda a: a["beta"][:, :1].copy()},
+    "decay_slow float16": {"decay_slow": lambda a: a["decay_slow"].astype(np.float16)},
+    "read_fast a list": {"read_fast": lambda a: a["read_fast"].tolist()},
+    "mask bool": {"mask": lambda a: a["mask"].astype(bool)},
+    "mask other batch": {"mask": lambda a: np.ones((5, a["mask"].shape[1]), np.uint8)},
+    "too many backward heads": {"num_backward_heads": lambda a: HEADS + 1},
+    "negative backward heads": {"num_backward_heads": lambda a: -1},
+    "negative threads": {"num_threads": lambda a: -1},
+}
+
+
+@pytest.mark.parametrize("changes", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_inputs_raise_value_error(changes):
+    require_cython()
+    inputs = make_inputs(3, 7, "padded")
+    arguments = {name: np.ascontiguousarray(x) for name, x in inputs.items()}
+    arguments.update(num_backward_heads=5, num_threads=1)
+    arguments.update({name: change(arguments) for name, change in changes.items()})
+    with pytest.raises(ValueError):
+        compiled.delta_rule_forward(**arguments)
