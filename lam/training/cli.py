@@ -12,7 +12,7 @@ import torch
 from ..teacher import teacher_dir
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 from .data import DEFAULT_DATA_DIR, TextMix
-from .evaluation import student_stsb_spearman
+from .evaluation import evaluate_student, student_stsb_spearman
 from .export import ship, with_tensors
 from .loop import LoopSettings, run_loop
 from .stage1 import stage1_loss
@@ -23,18 +23,20 @@ from .teacher import Teacher, TextTokens
 RUN_FILE = "run.json"
 
 
-def _common(parser: argparse.ArgumentParser, steps: int, lr: float, batch_size: int) -> None:
+def _common(parser: argparse.ArgumentParser, steps: int, lr: float) -> None:
+    """Options of both stages; defaults are the LAM-base-v1 recipe (see its model card)."""
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoint, log.jsonl, run.json)")
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--lr", type=float, default=lr)
-    parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=128, help="truncation of short texts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--checkpoint-minutes", type=float, default=3.0)
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    parser.add_argument("--stop-at", type=int, default=None, help="end after this step, as an interruption would")
 
 
 def add_distill_command(subparsers) -> argparse.ArgumentParser:
@@ -43,16 +45,16 @@ def add_distill_command(subparsers) -> argparse.ArgumentParser:
     stages = distill.add_subparsers(dest="distill_command", required=True)
 
     stage1 = stages.add_parser("stage1", help="attention transfer: mixers reproduce the teacher's attention outputs")
-    _common(stage1, steps=1500, lr=1e-3, batch_size=32)
+    _common(stage1, steps=300, lr=2e-3)
     stage1.set_defaults(handler=run_stage1)
 
     stage2 = stages.add_parser("stage2", help="end to end on the teacher's sentence embeddings")
-    _common(stage2, steps=1500, lr=2e-4, batch_size=32)
+    _common(stage2, steps=380, lr=5e-4)
     stage2.add_argument("--init", type=Path, required=True, help="stage-1 (or stage-2) run directory to start from")
-    stage2.add_argument("--position-policy", choices=("clamp", "none"), default="clamp")
+    stage2.add_argument("--position-policy", choices=("clamp", "none"), default="none")
     stage2.add_argument("--scope", choices=TRAINABLE_SCOPES, default="mixers")
     stage2.add_argument("--long-fraction", type=float, default=0.15, help="share of batches that are long passages")
-    stage2.add_argument("--long-batch-size", type=int, default=2)
+    stage2.add_argument("--long-batch-size", type=int, default=1)
     stage2.add_argument("--max-long-tokens", type=int, default=2048)
     stage2.add_argument("--similarity-weight", type=float, default=1.0)
     stage2.set_defaults(handler=run_stage2)
@@ -90,7 +92,8 @@ def run_stage1(args) -> None:
     tokens = TextTokens(teacher_dir() / "tokenizer.json")
     step_loss = stage1_loss(model, teacher, tokens, TextMix.load(args.data_dir), args.seed, args.batch_size, args.max_tokens)
     _record_run(args, position_policy="clamp")
-    run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, description="stage1")
+    run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, stop_at=args.stop_at,
+             description="stage1")
 
 
 def run_stage2(args) -> None:
@@ -105,10 +108,11 @@ def run_stage2(args) -> None:
                             args.max_tokens, args.long_fraction, args.long_batch_size, args.max_long_tokens,
                             args.similarity_weight)
     _record_run(args)
-    run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, description="stage2")
-    spearman = student_stsb_spearman(model, tokens)
-    print(f"STS-B dev Spearman: {spearman:.4f}")
-    (args.out / "eval.json").write_text(json.dumps({"stsb_dev_spearman": spearman}))
+    run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, stop_at=args.stop_at,
+             description="stage2")
+    scores = evaluate_student(model, teacher, tokens)
+    print(json.dumps(scores))
+    (args.out / "eval.json").write_text(json.dumps(scores, indent=2))
 
 
 def run_export(args) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
@@ -94,9 +93,3 @@ class Teacher:
                 out[i] = self.embed_long(ids)
         return out
 
-
-def teacher_embedding_matrix(teacher: Teacher, tokens: TextTokens, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """(N, d) teacher sentence embeddings of short texts, in input order."""
-    ids = tokens(texts, TEACHER_MAX_TOKENS)
-    rows = [teacher.embed(*pad_token_ids(ids[s:s + batch_size])) for s in range(0, len(ids), batch_size)]
-    return torch.cat(rows).numpy()
