@@ -7,23 +7,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-DEV_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsb" / "dev.tsv"
-
-
-def stsb_dev(path: Path = DEV_FILE) -> tuple[list[str], list[str], np.ndarray]:
-    """(first sentences, second sentences, gold scores 0-5) of STS-B dev."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-    return [r[1] for r in rows], [r[2] for r in rows], np.array([float(r[0]) for r in rows])
-
+from lam.datasets import stsb_pairs
 
 def spearman(encode, first: list[str], second: list[str], gold: np.ndarray) -> float:
     """Spearman correlation of cosine(encode(first), encode(second)) with the gold scores."""
@@ -46,7 +36,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    first, second, gold = stsb_dev()
+    first, second, gold = stsb_pairs("dev")
     results = {}
     if args.teacher != "":
         from sentence_transformers import SentenceTransformer

@@ -1,4 +1,4 @@
-"""The `lam` command line: demo, encode, build, info."""
+"""The `lam` command line: demo, encode, compare, build, distill, info."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 
 from .benchmarking.compare import add_arguments as add_compare_arguments
 from .benchmarking.compare import run_command as run_compare_command
+from .training.cli import add_distill_command
 
 DEMO_CORPUS = [
     "A man is playing a guitar on stage.",
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_arguments(compare)
     compare.set_defaults(func=run_compare_command)
 
+    add_distill_command(commands)
+
     info = commands.add_parser("info", help="print versions, devices and (with --model) the model and backend")
     info.add_argument("--model", default=None, help="built-in name or model directory to load")
     info.add_argument("--backend", default="auto", help="auto, torch (alias cython) or jax")
@@ -168,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return args.func(args) or 0
 
 
 if __name__ == "__main__":

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from lam import LAM
+from lam.datasets import stsb_pairs
 
 TEXTS = ["A man is playing a guitar.", "", "Two dogs run through a field of tall grass.", "ok"]
 
@@ -175,21 +174,13 @@ def test_saved_lam_loads_in_sentence_transformers(lam_model, tmp_path):
     np.testing.assert_allclose(LAM(path, backend=lam_model.backend).encode(TEXTS), lam_model.encode(TEXTS), atol=1e-6)
 
 
-def stsb_dev_pairs(limit):
-    import csv
-
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsb" / "dev.tsv"
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[1 : limit + 1]
-    return [r[1] for r in rows], [r[2] for r in rows], [float(r[0]) / 5 for r in rows]
-
-
 def test_embedding_similarity_evaluator_scores_a_saved_lam(lam_model, tmp_path):
     from scipy.stats import spearmanr
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.evaluation import EmbeddingSimilarityEvaluator
 
-    first, second, scores = stsb_dev_pairs(300)
+    first, second, gold = stsb_pairs("dev")
+    first, second, scores = first[:300], second[:300], list(gold[:300] / 5)
     evaluator = EmbeddingSimilarityEvaluator(first, second, scores, name="stsb-dev")
     metrics = evaluator(SentenceTransformer(str(lam_model.save(tmp_path / "saved")), device="cpu"))
     ours = (lam_model.encode(first) * lam_model.encode(second)).sum(-1)

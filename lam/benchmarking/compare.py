@@ -23,7 +23,8 @@ import torch
 
 from .peak_memory import measure_in_subprocess
 from .timing import first_call_seconds, interleaved_medians
-from .workloads import stsb_pairs, synthetic_document
+from ..datasets import stsb_pairs
+from .workloads import synthetic_document
 
 TEACHER = "minilm"
 TEACHER_MAX_TOKENS = 512

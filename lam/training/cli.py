@@ -46,7 +46,7 @@ def add_distill_command(subparsers) -> argparse.ArgumentParser:
 
     stage1 = stages.add_parser("stage1", help="attention transfer: mixers reproduce the teacher's attention outputs")
     _common(stage1, steps=300, lr=2e-3)
-    stage1.set_defaults(handler=run_stage1)
+    stage1.set_defaults(func=run_stage1)
 
     stage2 = stages.add_parser("stage2", help="end to end on the teacher's sentence embeddings")
     _common(stage2, steps=380, lr=5e-4)
@@ -57,14 +57,14 @@ def add_distill_command(subparsers) -> argparse.ArgumentParser:
     stage2.add_argument("--long-batch-size", type=int, default=1)
     stage2.add_argument("--max-long-tokens", type=int, default=2048)
     stage2.add_argument("--similarity-weight", type=float, default=1.0)
-    stage2.set_defaults(handler=run_stage2)
+    stage2.set_defaults(func=run_stage2)
 
     export = stages.add_parser("export", help="write the shipped safetensors file from a stage-2 run")
     export.add_argument("--run", type=Path, required=True, help="stage-2 run directory")
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     export.add_argument("--threads", type=int, default=None)
-    export.set_defaults(handler=run_export)
+    export.set_defaults(func=run_export)
     return distill
 
 
@@ -74,7 +74,7 @@ def _settings(args) -> LoopSettings:
 
 def _record_run(args, **extra) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    fields = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "handler"}
+    fields = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "func"}
     (args.out / RUN_FILE).write_text(json.dumps({**fields, **extra}, indent=2))
 
 
@@ -133,4 +133,4 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lam.training")
     add_distill_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["distill", *(sys.argv[1:] if argv is None else argv)])
-    args.handler(args)
+    args.func(args)

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
+from ..datasets import data_dir
+
+DEFAULT_DATA_DIR = data_dir()
 # Every tenth Gutenberg book (by sorted title) is kept out of training for the long-document check.
 HELDOUT_BOOK_EVERY = 10
 MIN_PARAGRAPH_WORDS = 20

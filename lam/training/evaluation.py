@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
 from .._torch_model import LAMModel
-from .data import DEFAULT_DATA_DIR, load_books, word_window
+from ..datasets import stsb_pairs
+from .data import load_books, word_window
 from .teacher import Teacher, TextTokens, pad_token_ids
-
-
-def stsb_pairs(split: str = "dev", data_dir: Path = DEFAULT_DATA_DIR) -> tuple[list[str], list[str], np.ndarray]:
-    """(first sentences, second sentences, gold scores) of an STS-B split (train or dev only)."""
-    if split not in ("train", "dev"):
-        raise ValueError("only STS-B train and dev may be used here; test is reserved for evaluation")
-    with open(data_dir / "stsb" / f"{split}.tsv", encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-    return [r[1] for r in rows], [r[2] for r in rows], np.array([float(r[0]) for r in rows])
 
 
 def spearman_of_embeddings(first: np.ndarray, second: np.ndarray, gold: np.ndarray) -> float:
