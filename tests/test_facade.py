@@ -38,7 +38,8 @@ def test_rows_follow_input_order_whatever_the_batching(model):
 def test_tensor_outputs(model):
     tensor = model.encode(SENTENCES, convert_to_tensor=True)
     assert isinstance(tensor, torch.Tensor) and tensor.shape == (5, 384)
-    assert isinstance(model.encode(SENTENCES, convert_to_numpy=False), torch.Tensor)
+    rows = model.encode(SENTENCES, convert_to_numpy=False)
+    assert isinstance(rows, list) and len(rows) == 5 and all(isinstance(r, torch.Tensor) for r in rows)
 
 
 def test_batches_are_sorted_by_token_length_and_bounded_by_token_budget():
