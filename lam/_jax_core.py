@@ -14,6 +14,11 @@ from jax import lax
 
 FORMS = ("scan", "chunk")
 HIGHEST = lax.Precision.HIGHEST
+# The token scan runs (sequence, head) pairs in blocks whose state (both memories) fits in this
+# many bytes, so that it stays in a core's L2 cache across the tokens: 24 pairs at d_k = d_v = 32
+# in float32. Measured on a 2-core AMD EPYC at B=32, L=64: 10.6 ms at 24 pairs per block, 12 ms
+# at 8-16, 22 ms at 32 (where XLA starts splitting the loop over threads), 21 ms unblocked.
+STATE_BLOCK_BYTES = 3 << 16
 
 
 def reading_order(x, num_backward_heads: int, time_axis: int = 2):
@@ -35,16 +40,46 @@ def _token_scan(q, k, v, beta, decay, read, unroll: int):
 
     def step(state, inputs):
         q_t, k_t, v_t, beta_t, decay_t, read_t = inputs
-        erase = jnp.sum(state * k_t[:, None, :, None], axis=2)
-        write = beta_t[:, None, None] * (v_t[:, None, :] - decay_t[..., None] * erase)
-        state = decay_t[..., None, None] * state + k_t[:, None, :, None] * write[:, :, None, :]
         query = read_t[..., None] * q_t[:, None, :]
-        return state, jnp.sum(state * query[..., None], axis=(1, 2))
+        probes = jnp.stack([jnp.broadcast_to(k_t[:, None, :], query.shape), query], axis=2)
+        erase, recall = jnp.moveaxis(jnp.sum(state[:, :, None] * probes[..., None], axis=3), 2, 0)
+        write = beta_t[:, None, None] * (v_t[:, None, :] - decay_t[..., None] * erase)
+        overlap = jnp.sum(query * k_t[:, None, :], axis=-1, keepdims=True)
+        out = jnp.sum(decay_t[..., None] * recall + overlap * write, axis=1)
+        state = decay_t[..., None, None] * state + k_t[:, None, :, None] * write[:, :, None, :]
+        return state, out
 
     length, pairs, dk = k.shape
     state = jnp.zeros((pairs, decay.shape[-1], dk, v.shape[-1]), v.dtype)
     _, out = lax.scan(step, state, (q, k, v, beta, decay, read), unroll=unroll)
     return out
+
+
+def unit_lower_inverse(system):
+    """Inverse of unit lower-triangular matrices (..., C, C), C a power of two.
+
+    Block doubling: with the inverses X1, X2 of two adjacent diagonal blocks and L21 the block
+    below the first, [[L11, 0], [L21, L22]]^-1 = [[X1, 0], [-X2 L21 X1, X2]]. log2(C) levels of
+    batched matmuls (a static recursion over block sizes), exact like forward substitution, and
+    unlike XLA's triangular-solve expansion fast to compile and run on CPU.
+    """
+    *batch, size, _ = system.shape
+    if size & (size - 1):
+        raise ValueError(f"the chunk size must be a power of two, got {size}")
+    inverse = jnp.ones((*batch, size, 1, 1), system.dtype)
+    block = 1
+    while block < size:
+        count = size // (2 * block)
+        pairs_of_blocks = system.reshape(*batch, count, 2 * block, count, 2 * block)
+        diagonal = jnp.moveaxis(jnp.diagonal(pairs_of_blocks, axis1=-4, axis2=-2), -1, -3)
+        below = diagonal[..., block:, :block]
+        pairs_of_inverses = inverse.reshape(*batch, count, 2, block, block)
+        first, second = pairs_of_inverses[..., 0, :, :], pairs_of_inverses[..., 1, :, :]
+        corner = -jnp.matmul(second, jnp.matmul(below, first, precision=HIGHEST), precision=HIGHEST)
+        top = jnp.concatenate([first, jnp.zeros_like(first)], axis=-1)
+        inverse = jnp.concatenate([top, jnp.concatenate([corner, second], axis=-1)], axis=-2)
+        block *= 2
+    return inverse[..., 0, :, :]
 
 
 def _chunked_scan(q, k, v, beta, log_decay, read, chunk_size: int):
@@ -68,29 +103,29 @@ def _chunked_scan(q, k, v, beta, log_decay, read, chunk_size: int):
     kk = jnp.einsum("nmctd,nmcsd->nmcts", k, k, precision=HIGHEST)
     system = beta[..., :, None] * strict * kk + jnp.eye(chunk_size, dtype=k.dtype)
     gamma = jnp.exp(cum)
-    solve = lambda rhs: lax.linalg.triangular_solve(  # noqa: E731
-        system, rhs, left_side=True, lower=True, unit_diagonal=True
-    )
-    write_v = solve(jnp.broadcast_to(beta[..., None] * v, (pairs, memories, chunks, chunk_size, v.shape[-1])))
-    write_k = solve((beta * gamma)[..., None] * k)
-    attend = jnp.einsum("nmctd,nmcsd->nmcts", q, k, precision=HIGHEST) * decay_matrix
-    q_decayed = gamma[..., None] * q
+    inverse = unit_lower_inverse(system)
+    write_v = jnp.einsum("nmcts,ncsd->nmctd", inverse, (beta[..., None] * v)[:, 0], precision=HIGHEST)
+    write_k = jnp.einsum("nmcts,nmcsd->nmctd", inverse, (beta * gamma)[..., None] * k, precision=HIGHEST)
+    # The read weights scale each memory's read-out rows, so the sum over memories is a
+    # contraction inside the read-out matmuls.
+    read = read.reshape(pairs, memories, chunks, chunk_size)
+    attend = read[..., None] * jnp.einsum("nmctd,nmcsd->nmcts", q, k, precision=HIGHEST) * decay_matrix
+    q_decayed = (read * gamma)[..., None] * q
     k_to_end = jnp.exp(cum[..., -1:] - cum)[..., None] * k
     chunk_decay = gamma[..., -1, None, None]
 
     def step(state, inputs):
         write_v, write_k, attend, q_decayed, k_to_end, chunk_decay = inputs
         u = write_v - jnp.einsum("nmtd,nmde->nmte", write_k, state, precision=HIGHEST)
-        out = jnp.einsum("nmtd,nmde->nmte", q_decayed, state, precision=HIGHEST)
-        out = out + jnp.einsum("nmts,nmse->nmte", attend, u, precision=HIGHEST)
+        out = jnp.einsum("nmtd,nmde->nte", q_decayed, state, precision=HIGHEST)
+        out = out + jnp.einsum("nmts,nmse->nte", attend, u, precision=HIGHEST)
         state = chunk_decay * state + jnp.einsum("nmtd,nmte->nmde", k_to_end, u, precision=HIGHEST)
         return state, out
 
     per_chunk = (write_v, write_k, attend, q_decayed, k_to_end, chunk_decay)
     state = jnp.zeros((pairs, memories, dk, v.shape[-1]), v.dtype)
     _, out = lax.scan(step, state, tuple(jnp.moveaxis(x, 2, 0) for x in per_chunk))
-    out = jnp.moveaxis(out, 0, 2).reshape(pairs, memories, length, -1)
-    return jnp.sum(read[..., None] * out, axis=1)
+    return jnp.moveaxis(out, 0, 1).reshape(pairs, length, -1)
 
 
 def _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask):
@@ -102,18 +137,31 @@ def _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask):
 
 
 def delta_rule_scan(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, num_backward_heads,
-                    unroll: int = 1):
-    """Token-scan form: a `lax.scan` over time, vectorised over batch, heads and both memories."""
-    batch, heads, length, _ = k.shape
+                    unroll: int = 1, block_pairs: int | None = None):
+    """Token-scan form: a `lax.scan` over time, vectorised over (sequence, head) pairs and both memories.
+
+    Pairs run in blocks of `block_pairs` (`lax.map` over blocks, each scanned over all tokens) so
+    that a block's state stays in cache; default: as many as fit in STATE_BLOCK_BYTES.
+    """
+    batch, heads, length, dk = k.shape
     real, beta, decay, read = _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask)
+    pairs = batch * heads
+    if block_pairs is None:
+        block_pairs = max(1, STATE_BLOCK_BYTES // (decay.shape[-1] * dk * v.shape[-1] * v.dtype.itemsize))
+    blocks = -(-pairs // block_pairs)
+    block_pairs = -(-pairs // blocks)
 
-    def time_major(x):
-        x = reading_order(x, num_backward_heads)
-        return jnp.moveaxis(x, 2, 0).reshape(length, batch * heads, *x.shape[3:])
+    def blocked_time_major(x):
+        x = reading_order(x, num_backward_heads).reshape(pairs, length, *x.shape[3:])
+        x = jnp.pad(x, [(0, blocks * block_pairs - pairs)] + [(0, 0)] * (x.ndim - 1))
+        return jnp.swapaxes(x.reshape(blocks, block_pairs, length, *x.shape[2:]), 1, 2)
 
-    out = _token_scan(*(time_major(x) for x in (q, k, v, beta, decay, read)), unroll=max(1, min(unroll, length)))
-    out = jnp.moveaxis(out.reshape(length, batch, heads, -1), 0, 2)
-    return jnp.where(real[..., None], reading_order(out, num_backward_heads), 0)
+    unroll = max(1, min(unroll, length))
+    out = lax.map(lambda block: _token_scan(*block, unroll=unroll),
+                  tuple(blocked_time_major(x) for x in (q, k, v, beta, decay, read)))
+    out = jnp.swapaxes(out, 1, 2).reshape(blocks * block_pairs, length, -1)[:pairs]
+    out = reading_order(out.reshape(batch, heads, length, -1), num_backward_heads)
+    return jnp.where(real[..., None], out, 0)
 
 
 def delta_rule_chunked(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, num_backward_heads,
@@ -121,7 +169,7 @@ def delta_rule_chunked(q, k, v, beta, decay_fast, decay_slow, read_fast, read_sl
     """Chunkwise-parallel form: a `lax.scan` over chunks of `chunk_size` tokens."""
     batch, heads, length, _ = k.shape
     real, beta, decay, read = _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask)
-    chunk_size = min(chunk_size, length)
+    chunk_size = min(chunk_size, 1 << (length - 1).bit_length())
     pad = (-length) % chunk_size
 
     def pair_major(x):

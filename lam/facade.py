@@ -253,7 +253,7 @@ class LAM:
             sentence[batch.indices] = pooled
             if keep_tokens:
                 for row, index in enumerate(batch.indices):
-                    tokens[index] = np.ascontiguousarray(hidden[row, : len(token_ids[index])])
+                    tokens[index] = hidden[row, : len(token_ids[index])].copy()
         return sentence, tokens, token_ids
 
 
