@@ -18,6 +18,7 @@ so a JAX entry can move the arrays and jit there, and block until ready in the c
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -63,7 +64,27 @@ def prepare_chunk(inputs):
     return run
 
 
+def prepare_jax(form, **options):
+    """A form of lam._jax_core ("scan" or "chunk"), jitted and compiled here, on JAX's default device."""
+
+    def prepare(inputs):
+        import functools
+
+        import jax
+
+        from lam._jax_core import delta_rule
+
+        arrays = {name: jax.device_put(x.numpy()) for name, x in inputs.items() if name != "num_backward_heads"}
+        jitted = jax.jit(functools.partial(delta_rule, form, num_backward_heads=inputs["num_backward_heads"], **options))
+        jitted(**arrays).block_until_ready()
+        return lambda: jitted(**arrays).block_until_ready()
+
+    return prepare
+
+
 IMPLEMENTATIONS = {"cython": prepare_cython, "chunk": prepare_chunk}
+if importlib.util.find_spec("jax") is not None:
+    IMPLEMENTATIONS.update({"jax-scan": prepare_jax("scan"), "jax-chunk": prepare_jax("chunk")})
 BASELINE = "chunk"
 
 

@@ -1,0 +1,159 @@
+"""The JAX backend against the torch backend, its shape buckets and compilation cache, and
+`LAM`'s fallback between the two.
+
+SPEC §3: full-model embeddings of the two backends agree to <= 1e-5 max abs (cosine >= 0.99999).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import lam  # noqa: E402
+from lam import _jax_backend  # noqa: E402
+from lam._jax_backend import JaxBackend, bucket_batch, bucket_length, enable_compilation_cache  # noqa: E402
+from lam._torch_backend import TorchBackend  # noqa: E402
+
+TOLERANCE = 1e-5
+SENTENCES = [
+    "A man is playing a guitar.", "A woman is slicing an onion.", "Two dogs run across a snowy field.",
+    "The stock market fell sharply on Tuesday.", "A child rides a red bicycle down the street.",
+    "Scientists discovered a new species of frog in the rainforest.", "The cat sleeps.",
+    "He ordered a large pizza with extra cheese and mushrooms.", "Rain is expected tomorrow afternoon.",
+    "A group of people are dancing at a wedding.", "The airplane landed safely despite the storm.",
+    "She is reading a book about ancient Rome.", "Hello!", "The committee approved the new budget.",
+    "A boy is kicking a soccer ball into a goal.", "Lightning struck the old oak tree last night.",
+    "Two women are drinking coffee in a small cafe near the river.", "The train was delayed by an hour.",
+    "A chef is preparing sushi.", "Volunteers cleaned the beach on Saturday morning.",
+    "The museum opens at nine.", "A dog is catching a frisbee in the park.", "Prices of oil rose again.",
+    "An old man is feeding pigeons.", "The team celebrated their championship victory with a parade.",
+    "Students are taking an exam in a quiet hall.", "",
+    "A very long sentence that keeps going, " * 6 + "and finally ends.",
+]
+
+
+def tensors_of(model):
+    return {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
+
+
+def padded_batch(lengths, vocab_size, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = (np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    return np.where(mask, rng.integers(1, vocab_size, mask.shape), 0), mask
+
+
+def assert_embeddings_agree(actual, expected):
+    assert actual.shape == expected.shape and actual.dtype == np.float32
+    assert np.abs(actual - expected).max() <= TOLERANCE
+    assert (actual * expected).sum(-1).min() >= 0.99999
+
+
+@pytest.mark.parametrize(("policy", "lengths"), [
+    ("clamp", (600, 37, 1)),  # past max_position_embeddings = 512: the last position is reused
+    ("none", (600, 37, 1)),
+    ("clamp", (1,)),  # a single one-token text
+    ("clamp", (23,)),
+])
+def test_backends_agree(make_tiny_model, lam_cache, policy, lengths):
+    model = make_tiny_model(position_policy=policy, max_position_embeddings=512)
+    tensors = tensors_of(model)
+    ids, mask = padded_batch(lengths, model.config.vocab_size)
+    torch_hidden, torch_sentences = TorchBackend(model.config, tensors, "cpu").forward(ids, mask)
+    jax_hidden, jax_sentences = JaxBackend(model.config, tensors, "cpu").forward(ids, mask)
+    assert_embeddings_agree(jax_sentences, torch_sentences)
+    assert jax_hidden.shape == torch_hidden.shape
+    assert np.abs(jax_hidden - torch_hidden)[mask == 1].max() <= 1e-4
+
+
+def test_converted_teacher_model_agrees(teacher_lam_dir, lam_cache):
+    by_torch = lam.LAM(teacher_lam_dir, backend="torch").encode(SENTENCES)
+    jax_model = lam.LAM(teacher_lam_dir, backend="jax")
+    assert jax_model.backend == "jax"
+    assert_embeddings_agree(jax_model.encode(SENTENCES, batch_size=16), by_torch)
+
+
+def test_bucket_rules():
+    assert [bucket_batch(n) for n in (1, 2, 3, 5, 32, 33)] == [1, 2, 4, 8, 32, 64]
+    assert [bucket_length(n) for n in (1, 2, 3, 31, 32, 33, 63, 64, 65, 129, 200, 513, 32768)] == [
+        2, 2, 4, 32, 32, 36, 64, 64, 72, 144, 208, 576, 32768]
+    lengths = range(1, 5000)
+    assert all(n <= bucket_length(n) <= max(n + 1, 1.125 * n) for n in lengths)
+    assert all(bucket_length(bucket_length(n)) == bucket_length(n) for n in lengths)
+    assert len({bucket_length(n) for n in range(1, 32769)}) == 96
+
+
+def test_compilations_stay_within_buckets(make_tiny_model, lam_cache):
+    model = make_tiny_model(chunk_size=8)
+    backend = JaxBackend(model.config, tensors_of(model), "cpu")
+    shapes = [(1, 3), (2, 4), (3, 5), (3, 7), (4, 8), (5, 9), (7, 31), (8, 30), (1, 1), (16, 65)]
+    buckets = {(bucket_batch(b), bucket_length(n)) for b, n in shapes}
+    assert len(buckets) < len(shapes)
+    for size, length in shapes * 2:
+        ids, mask = padded_batch([length] * size, model.config.vocab_size)
+        hidden, sentences = backend.forward(ids, mask)
+        assert hidden.shape == (size, length, model.config.hidden_size) and sentences.shape == (size, model.config.hidden_size)
+    assert backend.compiled_shapes == buckets
+
+
+def test_compilation_cache_dir(monkeypatch, tmp_path):
+    previous = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.setenv("LAM_CACHE", str(tmp_path / "lam"))
+        assert enable_compilation_cache() == tmp_path / "lam" / "jax"
+        assert jax.config.jax_compilation_cache_dir == os.fspath(tmp_path / "lam" / "jax")
+        for directory in (tmp_path / "lam", tmp_path / "lam" / "jax"):
+            assert stat.S_IMODE(directory.stat().st_mode) & 0o077 == 0
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "chosen"))
+        assert enable_compilation_cache() is None
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "chosen")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", previous)
+
+
+def test_unimportable_jax_falls_back_to_torch(small_lam_dir, lam_cache, monkeypatch):
+    expected = lam.LAM(small_lam_dir, backend="torch").encode(SENTENCES[:5])
+    monkeypatch.setitem(sys.modules, "jax", None)
+    for name in ("lam._jax_backend", "lam._jax_model", "lam._jax_core"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.warns(lam.BackendFallbackWarning, match="jax"):
+        model = lam.LAM(small_lam_dir, backend="jax")
+    assert model.backend == "torch"
+    np.testing.assert_allclose(model.encode(SENTENCES[:5]), expected, atol=1e-7)
+    with pytest.raises(ImportError):
+        lam.LAM(small_lam_dir, backend="jax", fallback=False)
+
+
+@pytest.mark.parametrize("failing", ("jax", "torch"))
+def test_failing_forward_falls_back_to_the_other_backend(small_lam_dir, lam_cache, monkeypatch, failing):
+    other = "torch" if failing == "jax" else "jax"
+    expected = lam.LAM(small_lam_dir, backend=other).encode(SENTENCES[:5])
+    model = lam.LAM(small_lam_dir, backend=failing)
+    strict = lam.LAM(small_lam_dir, backend=failing, fallback=False)
+    failing_class = JaxBackend if failing == "jax" else TorchBackend
+
+    def broken_forward(self, input_ids, attention_mask):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(failing_class, "forward", broken_forward)
+    with pytest.warns(lam.BackendFallbackWarning, match="device lost"):
+        embeddings = model.encode(SENTENCES[:5])
+    assert model.backend == other
+    np.testing.assert_allclose(embeddings, expected, atol=1e-7)
+    with pytest.raises(RuntimeError, match="device lost"):
+        strict.encode(SENTENCES[:5])
+
+
+def test_device_names(make_tiny_model, lam_cache):
+    model = make_tiny_model()
+    backend = JaxBackend(model.config, tensors_of(model), "cpu:0")
+    assert backend.device.platform == "cpu" and backend.device_type == "cpu" and backend.form == "scan"
+    assert _jax_backend.resolve_device(None) == jax.devices()[0]
+    with pytest.raises(RuntimeError):
+        _jax_backend.resolve_device("tpu")

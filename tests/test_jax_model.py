@@ -1,0 +1,134 @@
+"""The JAX model (`lam._jax_model`) and the weight conversion (`lam.conversion`).
+
+The JAX model, fed the converted weights of a torch model, reproduces the float64 torch model
+(its float64 chunkwise form; see tests/test_torch_model.py for that against the reference)
+to <= 1e-5 on sentence embeddings, for both delta-rule forms and both position policies.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+jax = pytest.importorskip("jax")
+
+from lam import conversion  # noqa: E402
+from lam import _jax_model as jax_model  # noqa: E402
+from lam._torch_model import directional_conv, mean_pool  # noqa: E402
+
+TOLERANCE = 1e-5
+
+
+def tensors_of(model):
+    return {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
+
+
+def batch(lengths, vocab_size, seed=0):
+    """Right-padded token ids and mask (B, max(lengths)) with random real tokens."""
+    rng = np.random.default_rng(seed)
+    mask = (np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]).astype(np.int32)
+    return np.where(mask, rng.integers(1, vocab_size, mask.shape), 0).astype(np.int32), mask
+
+
+def float64_truth(model, ids, mask):
+    """Hidden states (B, L, d) and sentence embeddings (B, d) of the float64 torch model."""
+    model = model.double()
+    model.kernel = "chunk"
+    ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask).long()
+    with torch.no_grad():
+        hidden = model(ids, mask).last_hidden_state
+        sentences = torch.nn.functional.normalize(mean_pool(hidden, mask), dim=-1)
+    return hidden.numpy(), sentences.numpy()
+
+
+def embedder(model, form):
+    """(ids, mask) -> numpy hidden states and sentence embeddings of the JAX model of `model`."""
+    params = conversion.params_from_torch(tensors_of(model), model.config)
+    jitted = jax.jit(functools.partial(jax_model.embed_sentences, config=model.config, form=form))
+    return lambda ids, mask: tuple(np.asarray(x) for x in jitted(params, ids, mask))
+
+
+def embed(model, ids, mask, form):
+    return embedder(model, form)(ids, mask)
+
+
+@pytest.mark.parametrize("policy", ("clamp", "none"))
+def test_conversion_round_trip_is_exact(make_tiny_model, policy):
+    model = make_tiny_model(position_policy=policy)
+    tensors = tensors_of(model)
+    back = conversion.torch_from_params(conversion.params_from_torch(tensors, model.config), model.config)
+    assert set(back) == set(tensors)
+    for name, value in tensors.items():
+        assert back[name].dtype == value.dtype and np.array_equal(back[name], value), name
+
+
+def test_conversion_layouts(make_tiny_model):
+    model = make_tiny_model()
+    config = model.config
+    params = conversion.params_from_torch(tensors_of(model), config)
+    d, inner, heads = config.hidden_size, config.inner_size, config.num_heads
+    assert len(params["layers"]) == config.num_hidden_layers
+    mixer = params["layers"][1]["mixer"]
+    assert mixer["in_proj"]["kernel"].shape == (d, 4 * inner + 5 * heads)
+    assert mixer["q_conv"]["taps"].shape == (config.conv_size, inner)
+    assert params["layers"][1]["ffn_in"]["kernel"].shape == (d, config.intermediate_size)
+    assert np.array_equal(mixer["in_proj"]["kernel"][:, :inner], model.layers[1].mixer.q_proj.weight.detach().numpy().T)
+    assert not mixer["in_proj"]["bias"][3 * inner:4 * inner].any()  # the gate projection has no bias
+    assert params["embeddings"]["position"].shape == (config.max_position_embeddings, d)
+    unpositioned = make_tiny_model(position_policy="none")
+    assert "position" not in conversion.params_from_torch(tensors_of(unpositioned), unpositioned.config)["embeddings"]
+
+
+def test_conversion_rejects_missing_and_unexpected_tensors(make_tiny_model):
+    model = make_tiny_model()
+    tensors = tensors_of(model)
+    missing = {name: value for name, value in tensors.items() if name != "layers.0.mixer.q_conv"}
+    with pytest.raises(KeyError, match="missing"):
+        conversion.params_from_torch(missing, model.config)
+    with pytest.raises(KeyError, match="unexpected"):
+        conversion.params_from_torch({**tensors, "layers.0.extra": np.zeros(1)}, model.config)
+
+
+@pytest.mark.parametrize("backward_channels", (0, 5, 12))
+def test_directional_conv_matches_torch(backward_channels):
+    rng = np.random.default_rng(backward_channels)
+    x = rng.standard_normal((2, 9, 12)).astype(np.float32)
+    weight = rng.standard_normal((12, 4)).astype(np.float32)
+    expected = directional_conv(torch.from_numpy(x), torch.from_numpy(weight), backward_channels).numpy()
+    actual = np.asarray(jax_model.directional_conv(x, weight.T, backward_channels))
+    assert np.abs(actual - expected).max() <= 1e-6
+
+
+@pytest.mark.parametrize("policy", ("clamp", "none"))
+@pytest.mark.parametrize("form", ("scan", "chunk"))
+def test_model_matches_float64_torch(make_tiny_model, form, policy):
+    # Lengths: past max_position_embeddings (16, so "clamp" reuses the last position), a
+    # padded one off the chunk size (8), and a single token.
+    model = make_tiny_model(position_policy=policy)
+    ids, mask = batch((37, 12, 1), model.config.vocab_size)
+    hidden, sentences = embed(model, ids, mask, form)
+    expected_hidden, expected = float64_truth(model, ids, mask)
+    assert np.abs(sentences - expected).max() <= TOLERANCE
+    assert (sentences * expected).sum(-1).min() >= 0.99999
+    assert np.abs(hidden - expected_hidden)[mask == 1].max() <= 1e-4
+
+
+def test_text_longer_than_512_tokens(make_tiny_model):
+    model = make_tiny_model(max_position_embeddings=512)
+    ids, mask = batch((600, 3), model.config.vocab_size, seed=1)
+    _, sentences = embed(model, ids, mask, "scan")
+    _, expected = float64_truth(model, ids, mask)
+    assert np.abs(sentences - expected).max() <= TOLERANCE
+
+
+def test_padding_changes_nothing(make_tiny_model):
+    model = make_tiny_model()
+    ids, mask = batch((20, 9, 5), model.config.vocab_size, seed=2)
+    run = embedder(model, "scan")
+    _, together = run(ids, mask)
+    for row, length in enumerate((20, 9, 5)):
+        _, alone = run(ids[row:row + 1, :length], mask[row:row + 1, :length])
+        assert np.abs(alone[0] - together[row]).max() <= 1e-6
