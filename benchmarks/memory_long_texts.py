@@ -3,25 +3,22 @@
     python benchmarks/memory_long_texts.py --texts 1000 --tokens 32768 --backend torch
 
 Each text is synthetic English-like words sized to about `--tokens` WordPiece tokens. The
-process's peak RSS (getrusage ru_maxrss) is reported after model load and after encoding.
+process's peak RSS (VmHWM) is reported after model load and after encoding.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 import warnings
 
 import numpy as np
 
+from lam.benchmarking.peak_memory import peak_rss_mib
+
 WORDS = ("time person year way day thing man world life hand part child eye woman place work week case "
          "point government company number group problem fact river mountain language music history").split()
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def synthetic_texts(count: int, tokens: int, seed: int = 0) -> list[str]:

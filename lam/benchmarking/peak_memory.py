@@ -14,6 +14,15 @@ import warnings
 
 
 def peak_rss_mib() -> float:
+    """This process's peak resident memory. On Linux VmHWM, which (unlike ru_maxrss) does not
+    carry over the RSS of the parent that forked this process before exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
