@@ -185,3 +185,11 @@ def test_embedding_similarity_evaluator_scores_a_saved_lam(lam_model, tmp_path):
     metrics = evaluator(SentenceTransformer(str(lam_model.save(tmp_path / "saved")), device="cpu"))
     ours = (lam_model.encode(first) * lam_model.encode(second)).sum(-1)
     assert metrics["stsb-dev_spearman_cosine"] == pytest.approx(spearmanr(ours, scores).statistic, abs=1e-4)
+
+
+def test_saved_lam_base_v1_loads_in_sentence_transformers(lam_cache, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = LAM("LAM-base-v1", backend="torch")
+    loaded = SentenceTransformer(str(model.save(tmp_path / "LAM-base-v1")), device="cpu")
+    np.testing.assert_allclose(loaded.encode(TEXTS), model.encode(TEXTS), atol=1e-5)
