@@ -2,8 +2,9 @@
 delta-rule op alone, in one run.
 
 Encode: every sentence of STS-B dev (3000: both columns), after a warm-up pass per backend
-(for JAX that pass compiles one program per shape bucket; its compile seconds, as JAX reports
-them, are given separately), then `--repeats` interleaved passes (the order alternates);
+(for JAX that pass compiles one program per shape bucket, or loads it from JAX's persistent
+compilation cache; the seconds JAX reports tracing, lowering and compiling, and the number of
+cache hits, are given separately), then `--repeats` interleaved passes (the order alternates);
 medians, sentences per second and the torch/JAX time ratio (> 1: JAX is faster). Also the
 largest absolute difference between the two backends' embeddings of all the sentences.
 
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_delta_rule  # noqa: E402  (a sibling script: its op implementations and timing loop)
 
 COMPILE_EVENT_PREFIX = "/jax/core/compile/"
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
 
 def read_sentences(path: Path, limit: int | None) -> list[str]:
@@ -49,15 +51,25 @@ def read_sentences(path: Path, limit: int | None) -> list[str]:
 
 
 class CompileClock:
-    """Sums the durations JAX records for tracing, lowering and compiling."""
+    """Seconds JAX reports tracing, lowering and compiling (or loading from its persistent
+    cache: `cache_hits`) programs, summed per stage."""
 
     def __init__(self):
-        self.seconds = 0.0
-        jax.monitoring.register_event_duration_secs_listener(self._record)
+        self.seconds = {}
+        self.cache_hits = 0
+        jax.monitoring.register_event_duration_secs_listener(self._record_duration)
+        jax.monitoring.register_event_listener(self._record_event)
 
-    def _record(self, event: str, duration: float, **_) -> None:
+    def _record_duration(self, event: str, duration: float, **_) -> None:
         if event.startswith(COMPILE_EVENT_PREFIX):
-            self.seconds += duration
+            stage = event.removeprefix(COMPILE_EVENT_PREFIX)
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + duration
+
+    def _record_event(self, event: str, **_) -> None:
+        self.cache_hits += event == CACHE_HIT_EVENT
+
+    def total(self) -> float:
+        return sum(self.seconds.values())
 
 
 def time_encode(models: dict, sentences: list[str], batch_size: int, repeats: int):
@@ -79,12 +91,13 @@ def bench_encode(args) -> dict:
     models, warmup = {}, {}
     for name in ("torch", "jax"):
         models[name] = lam.LAM(args.model, backend=name, fallback=False)
-        compile_before = clock.seconds
+        compile_before = clock.total()
         start = time.perf_counter()
         models[name].encode(sentences, batch_size=args.batch_size)
-        warmup[name] = {"first_pass_s": time.perf_counter() - start, "compile_s": clock.seconds - compile_before}
+        warmup[name] = {"first_pass_s": time.perf_counter() - start, "compile_s": clock.total() - compile_before}
     jax_backend = models["jax"]._backend
-    warmup["jax"]["compiled_buckets"] = sorted(jax_backend.compiled_shapes)
+    warmup["jax"].update(compiled_buckets=sorted(jax_backend.compiled_shapes), compile_stages_s=dict(clock.seconds),
+                         persistent_cache_hits=clock.cache_hits, cache_dir=jax.config.jax_compilation_cache_dir)
     times, embeddings = time_encode(models, sentences, args.batch_size, args.repeats)
     medians = {name: statistics.median(seconds) for name, seconds in times.items()}
     difference = np.abs(embeddings["jax"] - embeddings["torch"])
@@ -117,9 +130,10 @@ def bench_op(args) -> dict:
     baseline = "cython" if "cython" in medians else "chunk"
     return {
         "shape": {"batch": 32, "length": 128, "heads": 12, "width": 32, "backward_heads": 6},
+        "baseline": baseline,
         "median_ms": medians,
-        f"{baseline}_over": {name: medians[baseline] / median for name, median in medians.items()},
-        f"max_abs_diff_vs_{baseline}": {name: float(np.abs(out - outputs[baseline]).max()) for name, out in outputs.items()},
+        "baseline_over": {name: medians[baseline] / median for name, median in medians.items()},
+        "max_abs_diff_vs_baseline": {name: float(np.abs(out - outputs[baseline]).max()) for name, out in outputs.items()},
     }
 
 
@@ -141,16 +155,18 @@ def main():
         warm = encode["warmup"][name]
         print(f"  {name:>5}: median {encode['median_s'][name]:7.3f} s  ({encode['sentences_per_s'][name]:7.1f} sentences/s)"
               f"  first pass {warm['first_pass_s']:6.2f} s, of which compiling {warm['compile_s']:5.2f} s")
-    print(f"  torch/jax time ratio: {encode['torch_over_jax']:.2f}  "
-          f"({len(encode['warmup']['jax']['compiled_buckets'])} JAX buckets compiled)")
+    jax_warmup = encode["warmup"]["jax"]
+    print(f"  torch/jax time ratio: {encode['torch_over_jax']:.2f}  ({len(jax_warmup['compiled_buckets'])} JAX buckets "
+          f"compiled, {jax_warmup['persistent_cache_hits']} of them loaded from {jax_warmup['cache_dir']}; seconds by "
+          f"stage: {', '.join(f'{k} {v:.2f}' for k, v in jax_warmup['compile_stages_s'].items())})")
     print(f"  max |jax - torch| over all embeddings: {encode['max_abs_diff']:.2e}  (min cosine {encode['min_cosine']:.7f})")
 
     op = bench_op(args)
-    baseline = next(key for key in op if key.endswith("_over")).removesuffix("_over")
+    baseline = op["baseline"]
     print(f"delta rule alone, B=32 L=128 H=12 D=32, {args.op_repeats} interleaved repeats:")
     for name, median in op["median_ms"].items():
-        print(f"  {name:>20}: median {median:8.2f} ms  {baseline}/this {op[f'{baseline}_over'][name]:5.2f}"
-              f"  max |diff| vs {baseline} {op[f'max_abs_diff_vs_{baseline}'][name]:.1e}")
+        print(f"  {name:>20}: median {median:8.2f} ms  {baseline}/this {op['baseline_over'][name]:5.2f}"
+              f"  max |diff| vs {baseline} {op['max_abs_diff_vs_baseline'][name]:.1e}")
 
     if args.json:
         environment = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "torch_threads": torch.get_num_threads(),

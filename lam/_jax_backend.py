@@ -72,8 +72,9 @@ def resolve_device(device: str | None) -> jax.Device:
 class JaxBackend:
     """Encodes padded batches: input_ids and attention_mask (B, L) int arrays to float32 arrays.
 
-    `device_type` names the device as torch does ("cpu", "cuda"). `form` is the delta-rule form: the token scan on CPU, the chunkwise form on accelerators.
-    `compiled_shapes` holds the (batch, length) buckets traced so far: one compilation each.
+    `device_type` names the device as torch does ("cpu", "cuda"). `form` is the delta-rule form:
+    the token scan on CPU, the chunkwise form on accelerators. `compiled_shapes` holds the
+    (batch, length) buckets traced so far, each compiled (or loaded from the persistent cache) once.
     """
 
     name = "jax"

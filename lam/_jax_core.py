@@ -4,7 +4,7 @@ form (for accelerators), both `lax.scan`s over pure arrays, traceable under `jax
 Shapes as in `lam.reference`: q, k (B, H, L, Dk); v (B, H, L, Dv); gates (B, H, L);
 mask (B, L). The last `num_backward_heads` heads read from the end; the output o
 (B, H, L, Dv) is zero at masked positions. Computation follows the inputs' dtype
-(float64 under `jax.experimental.enable_x64`).
+(float64 inside `with jax.enable_x64(True)`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _token_scan(q, k, v, beta, decay, read, unroll: int):
         state = decay_t[..., None, None] * state + k_t[:, None, :, None] * write[:, :, None, :]
         return state, out
 
-    length, pairs, dk = k.shape
+    _, pairs, dk = k.shape
     state = jnp.zeros((pairs, decay.shape[-1], dk, v.shape[-1]), v.dtype)
     _, out = lax.scan(step, state, (q, k, v, beta, decay, read), unroll=unroll)
     return out
@@ -107,7 +107,8 @@ def _chunked_scan(q, k, v, beta, log_decay, read, chunk_size: int):
     write_v = jnp.einsum("nmcts,ncsd->nmctd", inverse, (beta[..., None] * v)[:, 0], precision=HIGHEST)
     write_k = jnp.einsum("nmcts,nmcsd->nmctd", inverse, (beta * gamma)[..., None] * k, precision=HIGHEST)
     # The read weights scale each memory's read-out rows, so the sum over memories is a
-    # contraction inside the read-out matmuls.
+    # contraction inside the read-out matmuls. (A separate sum after the scan was miscompiled
+    # by jaxlib 0.10.2's XLA:CPU, YNNPACK fusion, when the scan had one chunk: garbage output.)
     read = read.reshape(pairs, memories, chunks, chunk_size)
     attend = read[..., None] * jnp.einsum("nmctd,nmcsd->nmcts", q, k, precision=HIGHEST) * decay_matrix
     q_decayed = (read * gamma)[..., None] * q

@@ -17,6 +17,7 @@ from jax import lax
 from ._jax_core import HIGHEST, delta_rule
 from .config import LAMConfig
 
+
 def linear(params, x):
     """x (..., in) @ kernel (in, out) + bias (out,), the bias only where the layer has one."""
     y = jnp.matmul(x, params["kernel"], precision=HIGHEST)
@@ -85,7 +86,8 @@ def mixer(params, x, mask, config: LAMConfig, form: str):
     q = l2_normalize(per_head(q, "q_conv"), config.qk_norm_eps)
     k = l2_normalize(per_head(k, "k_conv"), config.qk_norm_eps)
     v = per_head(v, "v_conv")
-    beta, fast, slow, read_fast, read_slow = jnp.unstack(jax.nn.sigmoid(gate_logits.reshape(batch, length, 5, heads)), axis=2)
+    gate_values = jax.nn.sigmoid(gate_logits.reshape(batch, length, 5, heads))
+    beta, fast, slow, read_fast, read_slow = jnp.unstack(gate_values, axis=2)
     slow = slow * (1 - config.flux_strength * flux(params, k, v))
     head_major = lambda t: jnp.moveaxis(t, 2, 1)  # noqa: E731  (B, L, H, ...) -> (B, H, L, ...)
     options = {} if form == "scan" else {"chunk_size": config.chunk_size}

@@ -2,11 +2,11 @@
 pytree of `lam._jax_model`, both ways.
 
 Layouts: Linear weights (out, in) become kernels (in, out); convolution weights (C, K) become
-taps (K, C); LayerNorm weights become scales; "layers" is a list of per-layer pytrees. The mixer's nine projections of its input x are fused into one "in_proj" kernel
-(d, 4 * inner + 5 * heads), columns in INPUT_PROJECTIONS order, so each layer runs one large
-matmul instead of nine (three of them, d -> heads, too narrow to run efficiently); the three
-projections without a bias get zero bias columns. Arrays stay numpy; place them on a device
-with `jax.device_put`.
+taps (K, C); LayerNorm weights become scales; "layers" is a list of per-layer pytrees. The
+mixer's nine projections of its input x are fused into one "in_proj" kernel
+(d, 4 * inner + 5 * heads), columns in INPUT_PROJECTIONS order, so each layer runs one matmul
+instead of nine (five of them only `heads` wide); the three projections without a bias get
+zero bias columns. Arrays stay numpy; place them on a device with `jax.device_put`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ to <= 1e-5 on sentence embeddings, for both delta-rule forms and both position p
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import numpy as np
@@ -35,7 +36,7 @@ def batch(lengths, vocab_size, seed=0):
 
 def float64_truth(model, ids, mask):
     """Hidden states (B, L, d) and sentence embeddings (B, d) of the float64 torch model."""
-    model = model.double()
+    model = copy.deepcopy(model).double()
     model.kernel = "chunk"
     ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask).long()
     with torch.no_grad():
