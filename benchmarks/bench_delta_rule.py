@@ -23,12 +23,12 @@ import json
 import os
 import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 
 import lam._cython as compiled
+from lam.benchmarking.timing import interleaved_medians
 from lam._torch_core import delta_rule_chunked
 
 
@@ -97,19 +97,8 @@ def available_implementations():
 
 
 def time_interleaved(runs, repeats, warmup):
-    """{name: [seconds per call]}; each round runs every callable once, in a rotated order."""
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
-    names = list(runs)
-    times = {name: [] for name in names}
-    for round_index in range(repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
+    """{name: [seconds per call]}, measured in rotating order by `interleaved_medians`."""
+    return {name: r["samples_s"] for name, r in interleaved_medians(runs, repeats, warmup).items()}
 
 
 def main():
