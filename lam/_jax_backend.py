@@ -14,8 +14,9 @@ do not depend on the bucket; each bucket compiles once per process.
 
 Compilations persist across processes in `jax_compilation_cache_dir`: if the user has not
 set one (e.g. through JAX_COMPILATION_CACHE_DIR), it is set to `lam.registry.cache_root()/"jax"`
-(`$LAM_CACHE/jax`, else `~/.cache/lam/jax`), created with mode 0o700. JAX reads the option at
-its first compilation in the process.
+(`$LAM_CACHE/jax`, else `~/.cache/lam/jax`), created with mode 0o700, and bounded to 1 GiB
+with file locking (see `enable_compilation_cache`). JAX reads the options at its first
+compilation in the process.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ MIN_LENGTH_STEP = 2
 POWER_OF_TWO_STEPS = 16
 PLATFORM_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
 TORCH_DEVICE_TYPES = {"gpu": "cuda", "tpu": "xla"}
+COMPILATION_CACHE_BYTES = 1 << 30  # entries for LAM-base-v1 are about 0.15 MB each
 
 
 def bucket_batch(batch: int) -> int:
@@ -50,7 +52,12 @@ def bucket_length(length: int) -> int:
 
 
 def enable_compilation_cache() -> Path | None:
-    """Point JAX's persistent compilation cache at LAM's cache dir unless the user chose one."""
+    """Point JAX's persistent compilation cache at LAM's cache dir unless the user chose one.
+
+    LAM's cache also gets a size bound (COMPILATION_CACHE_BYTES, least recently used entries
+    evicted), which makes JAX lock the directory around every read and write: without it JAX
+    writes entries in place, and a second process could read one half written.
+    """
     if jax.config.jax_compilation_cache_dir:
         return None
     path = cache_root() / "jax"
@@ -58,6 +65,8 @@ def enable_compilation_cache() -> Path | None:
         if not directory.exists():
             directory.mkdir(mode=0o700)
     jax.config.update("jax_compilation_cache_dir", os.fspath(path))
+    if jax.config.jax_compilation_cache_max_size == -1:
+        jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_BYTES)
     return path
 
 

@@ -4,7 +4,8 @@ The pytree (built by `lam.conversion`) is nested dicts of arrays mirroring the t
 Linear layers are {"kernel": (in, out), "bias": (out,)}, LayerNorms {"scale", "bias"},
 convolutions "taps" (K, C); "layers" is a list of per-layer pytrees, run by a Python loop
 that unrolls at trace time: a `lax.scan` over stacked layers made XLA copy every layer's
-weights out of the stack on each call (9% of a (32, 16) batch on CPU). Matmuls use full
+weights out of the stack on each call (9% of a (32, 16) batch on CPU). Inputs long enough to
+run in token blocks do scan over the layers (see `encode`). Matmuls use full
 float32 precision (`Precision.HIGHEST`: no TF32 on accelerators), so results match torch float32.
 """
 
@@ -16,6 +17,7 @@ from jax import lax
 
 from ._jax_core import HIGHEST, delta_rule
 from .config import LAMConfig
+from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
 
 def linear(params, x):
@@ -67,50 +69,103 @@ def flux(params, k, v):
     return jax.nn.sigmoid(linear(params["flux_out"], hidden))[..., 0]
 
 
-def mixer(params, x, mask, config: LAMConfig, form: str):
-    """The LAM mixer: hidden states (B, L, d) and mask (B, L) to (B, L, d).
+def map_token_blocks(fn, arrays, block_tokens: int | None, halo: int = 0):
+    """fn over blocks of the token axis (1) of `arrays` (B, L, ...), outputs joined along it.
+
+    Blocks follow `lam.token_blocks.block_layout`; more than one runs under `lax.map`.
+    fn(windows, offset, size) gets each array's window of the block with up to `halo` extra
+    tokens either side (zeros past the ends) and returns a tuple of arrays (B, size, ...) for
+    the block's `size` tokens, which start at `offset` in the windows.
+    """
+    batch, length = arrays[0].shape[:2]
+    count, size = block_layout(batch, length, block_tokens)
+    if count == 1:
+        return fn(arrays, 0, length)
+    pad = count * size - length
+    padded = [jnp.pad(a, [(0, 0), (halo, pad + halo)] + [(0, 0)] * (a.ndim - 2)) for a in arrays]
+
+    def block(start):
+        return fn([lax.dynamic_slice_in_dim(a, start, size + 2 * halo, axis=1) for a in padded], halo, size)
+
+    outputs = lax.map(block, jnp.arange(count) * size)
+    return tuple(jnp.moveaxis(o, 0, 1).reshape(batch, count * size, *o.shape[3:])[:, :length] for o in outputs)
+
+
+def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMConfig):
+    """q, k, v (B, T, H, D), the five gates (B, T, H) and SiLU(output gate) (B, T, inner) of the
+    `size` tokens from `offset` of a window x (B, W, d) with real (B, W, 1).
 
     One matmul gives every projection of x (see `lam.conversion`): q, k, v, the output gate
-    (B, L, inner) and the logits of the per-head gates (B, L, 5, H).
+    (B, W, inner) and the logits of the per-head gates (B, W, 5, H).
     """
-    batch, length, _ = x.shape
-    inner, heads = config.inner_size, config.num_heads
-    real = (mask != 0)[..., None]
-    q, k, v, gate, gate_logits = jnp.split(linear(params["in_proj"], x), [inner, 2 * inner, 3 * inner, 4 * inner], -1)
+    batch, inner, heads = x.shape[0], config.inner_size, config.num_heads
+    projected = linear(params["in_proj"], x)
+    q, k, v = (projected[..., i * inner:(i + 1) * inner] for i in range(3))
 
     def per_head(h, conv):
-        taps = params[conv]["taps"]
-        h = jax.nn.silu(directional_conv(jnp.where(real, h, 0), taps, config.num_backward_heads * config.head_dim))
-        return h.reshape(batch, length, heads, config.head_dim)
+        h = directional_conv(jnp.where(real, h, 0), params[conv]["taps"], config.num_backward_heads * config.head_dim)
+        return jax.nn.silu(h[:, offset:offset + size]).reshape(batch, size, heads, config.head_dim)
 
     q = l2_normalize(per_head(q, "q_conv"), config.qk_norm_eps)
     k = l2_normalize(per_head(k, "k_conv"), config.qk_norm_eps)
     v = per_head(v, "v_conv")
-    gate_values = jax.nn.sigmoid(gate_logits.reshape(batch, length, 5, heads))
-    beta, fast, slow, read_fast, read_slow = jnp.unstack(gate_values, axis=2)
+    gate, gate_logits = jnp.split(projected[:, offset:offset + size, 3 * inner:], [inner], -1)
+    beta, fast, slow, read_fast, read_slow = jnp.unstack(jax.nn.sigmoid(gate_logits.reshape(batch, size, 5, heads)),
+                                                         axis=2)
     slow = slow * (1 - config.flux_strength * flux(params, k, v))
+    return q, k, v, beta, fast, slow, read_fast, read_slow, jax.nn.silu(gate)
+
+
+def mixer_output(params, o, gate, config: LAMConfig):
+    """Mixer output (B, T, d) from delta-rule reads o (B, T, H, D) and SiLU(output gate) (B, T, inner)."""
+    o = o * lax.rsqrt(jnp.mean(o * o, axis=-1, keepdims=True) + config.rms_norm_eps) * params["out_norm"]
+    return linear(params["o_proj"], o.reshape(*gate.shape) * gate)
+
+
+def mixer(params, x, mask, config: LAMConfig, form: str, block_tokens: int | None):
+    """The LAM mixer: hidden states (B, L, d) and mask (B, L) to (B, L, d); token-wise parts in blocks."""
+    real = (mask != 0)[..., None]
+    *inputs, gate = map_token_blocks(
+        lambda windows, offset, size: delta_rule_inputs(params, *windows, offset, size, config),
+        [x, real], block_tokens, halo=config.conv_size - 1)
     head_major = lambda t: jnp.moveaxis(t, 2, 1)  # noqa: E731  (B, L, H, ...) -> (B, H, L, ...)
     options = {} if form == "scan" else {"chunk_size": config.chunk_size}
-    o = delta_rule(form, *(head_major(t) for t in (q, k, v, beta, fast, slow, read_fast, read_slow)), mask,
-                   config.num_backward_heads, **options)
-    o = o * lax.rsqrt(jnp.mean(o * o, axis=-1, keepdims=True) + config.rms_norm_eps) * params["out_norm"]
-    o = jnp.moveaxis(o, 1, 2).reshape(batch, length, inner)
-    return linear(params["o_proj"], o * jax.nn.silu(gate))
+    o = delta_rule(form, *(head_major(t) for t in inputs), mask, config.num_backward_heads, **options)
+    return map_token_blocks(lambda windows, offset, size: (mixer_output(params, *windows, config),),
+                            [jnp.moveaxis(o, 1, 2), gate], block_tokens)[0]
 
 
-def layer(params, x, mask, config: LAMConfig, form: str):
+def layer(params, x, mask, config: LAMConfig, form: str, block_tokens: int | None):
     """Post-LN block: h = LN(x + Mixer(x)); x' = LN(h + FFN(h)), GELU (erf)."""
     eps = config.layer_norm_eps
-    h = layer_norm(params["mixer_norm"], x + mixer(params["mixer"], x, mask, config, form), eps)
-    ffn = linear(params["ffn_out"], jax.nn.gelu(linear(params["ffn_in"], h), approximate=False))
-    return layer_norm(params["ffn_norm"], h + ffn, eps)
+
+    def block(windows, offset, size):
+        x, mixed = windows
+        h = layer_norm(params["mixer_norm"], x + mixed, eps)
+        ffn = linear(params["ffn_out"], jax.nn.gelu(linear(params["ffn_in"], h), approximate=False))
+        return (layer_norm(params["ffn_norm"], h + ffn, eps),)
+
+    mixed = mixer(params["mixer"], x, mask, config, form, block_tokens)
+    return map_token_blocks(block, [x, mixed], block_tokens)[0]
 
 
-def encode(params, input_ids, attention_mask, config: LAMConfig, form: str = "scan"):
-    """Last hidden states (B, L, d) of token ids and attention mask (B, L)."""
+def encode(params, input_ids, attention_mask, config: LAMConfig, form: str = "scan",
+           block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
+    """Last hidden states (B, L, d) of token ids and attention mask (B, L).
+
+    Token-wise parts run in blocks of about `block_tokens` tokens (`lam.token_blocks`).
+    """
     x = embed(params["embeddings"], input_ids, config)
-    for layer_params in params["layers"]:
-        x = layer(layer_params, x, attention_mask, config, form)
+    if block_layout(*input_ids.shape, block_tokens)[0] == 1:
+        for layer_params in params["layers"]:
+            x = layer(layer_params, x, attention_mask, config, form, block_tokens)
+        return x
+    # In blocks, a scan over the stacked layers: unrolled, XLA:CPU's default (concurrency-
+    # optimised) scheduler gave each layer's block loops their own buffers, 2.2 GB of
+    # temporaries at 32k tokens against 0.5 GB for the scan.
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params["layers"])
+    x, _ = lax.scan(lambda x, layer_params: (layer(layer_params, x, attention_mask, config, form, block_tokens), None),
+                    x, stacked)
     return x
 
 
@@ -120,8 +175,9 @@ def mean_pool(hidden, attention_mask):
     return jnp.sum(hidden * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1e-9)
 
 
-def embed_sentences(params, input_ids, attention_mask, config: LAMConfig, form: str = "scan"):
+def embed_sentences(params, input_ids, attention_mask, config: LAMConfig, form: str = "scan",
+                    block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
     """Token embeddings (B, L, d) and L2-normalised mean-pooled sentence embeddings (B, d)."""
-    hidden = encode(params, input_ids, attention_mask, config, form)
+    hidden = encode(params, input_ids, attention_mask, config, form, block_tokens)
     pooled = mean_pool(hidden, attention_mask)
     return hidden, pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)

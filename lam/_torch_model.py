@@ -14,6 +14,7 @@ from . import _cython
 from ._torch_core import KERNELS, delta_rule_chunked, reading_order
 from .config import LAMConfig
 from .reference import delta_rule_reference
+from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
 
 def directional_conv(x: torch.Tensor, weight: torch.Tensor, backward_channels: int) -> torch.Tensor:
@@ -104,10 +105,10 @@ class LAMMixer(nn.Module):
         return (per_head(self.beta_proj), per_head(self.fast_proj), slow,
                 per_head(self.read_fast_proj), per_head(self.read_slow_proj))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, kernel: str = "chunk") -> torch.Tensor:
+    def delta_rule_inputs(self, x: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q, k, v (B, H, T, D) and the five gates (B, H, T) of a window x (B, T, d), real (B, T, 1)."""
         config = self.config
         batch, length, _ = x.shape
-        real = mask.to(x.dtype)[..., None]
         backward_channels = config.num_backward_heads * config.head_dim
 
         def heads(proj, conv):
@@ -117,10 +118,54 @@ class LAMMixer(nn.Module):
         q = l2_normalize(heads(self.q_proj, self.q_conv), config.qk_norm_eps)
         k = l2_normalize(heads(self.k_proj, self.k_conv), config.qk_norm_eps)
         v = heads(self.v_proj, self.v_conv)
-        o = run_delta_rule(kernel, q, k, v, *self.gates(x, k, v), mask, config)
+        return (q, k, v, *self.gates(x, k, v))
+
+    def output(self, o: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Mixer output (B, T, d) from delta-rule reads o (B, H, T, D) and inputs x (B, T, d)."""
+        config = self.config
         o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + config.rms_norm_eps) * self.out_norm
-        o = o.transpose(1, 2).reshape(batch, length, config.inner_size)
+        o = o.transpose(1, 2).reshape(x.shape[0], x.shape[1], config.inner_size)
         return linear(o * linear(x, self.gate_proj, "silu"), self.o_proj)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, kernel: str = "chunk",
+                block_tokens: int | None = None) -> torch.Tensor:
+        """Token-wise parts run in blocks of about `block_tokens` tokens (all at once if None)."""
+        length = x.shape[1]
+        real = mask.to(x.dtype)[..., None]
+        blocks = token_blocks(x.shape[0], length, block_tokens)
+        halo = self.config.conv_size - 1
+
+        def inputs_of_block(start, stop):
+            # The convolution reads up to `halo` tokens either side of the block.
+            lo, hi = max(0, start - halo), min(length, stop + halo)
+            parts = self.delta_rule_inputs(x[:, lo:hi], real[:, lo:hi])
+            return tuple(p.narrow(2, start - lo, stop - start) for p in parts)
+
+        inputs = over_token_blocks(inputs_of_block, blocks, length, time_dim=2)
+        o = run_delta_rule(kernel, *inputs, mask, self.config)
+        del inputs
+        return over_token_blocks(lambda start, stop: (self.output(o[:, :, start:stop], x[:, start:stop]),),
+                                 blocks, length, time_dim=1)[0]
+
+
+def token_blocks(batch: int, length: int, block_tokens: int | None) -> list[tuple[int, int]]:
+    """(start, stop) ranges of the blocks of `lam.token_blocks.block_layout`."""
+    count, size = block_layout(batch, length, block_tokens)
+    return [(i * size, min((i + 1) * size, length)) for i in range(count)]
+
+
+def over_token_blocks(fn, blocks, length: int, time_dim: int) -> tuple[torch.Tensor, ...]:
+    """fn(start, stop) -> tuple of tensors for each block, joined along `time_dim` (length `length`)."""
+    if len(blocks) == 1:
+        return fn(*blocks[0])
+    outputs = None
+    for start, stop in blocks:
+        parts = fn(start, stop)
+        if outputs is None:
+            outputs = tuple(p.new_empty(p.shape[:time_dim] + (length,) + p.shape[time_dim + 1:]) for p in parts)
+        for out, part in zip(outputs, parts):
+            out.narrow(time_dim, start, stop - start).copy_(part)
+    return outputs
 
 
 def run_delta_rule(kernel, q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, config):
@@ -147,9 +192,14 @@ class LAMLayer(nn.Module):
         self.ffn_out = nn.Linear(config.intermediate_size, config.hidden_size)
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, x, mask, kernel="chunk"):
-        h = self.mixer_norm(x + self.mixer(x, mask, kernel))
-        return self.ffn_norm(h + linear(linear(h, self.ffn_in, "gelu"), self.ffn_out))
+    def forward(self, x, mask, kernel="chunk", block_tokens=None):
+        mixed = self.mixer(x, mask, kernel, block_tokens)
+
+        def block(start, stop):
+            h = self.mixer_norm(x[:, start:stop] + mixed[:, start:stop])
+            return (self.ffn_norm(h + linear(linear(h, self.ffn_in, "gelu"), self.ffn_out)),)
+
+        return over_token_blocks(block, token_blocks(x.shape[0], x.shape[1], block_tokens), x.shape[1], time_dim=1)[0]
 
 
 class LAMEmbeddings(nn.Module):
@@ -198,7 +248,8 @@ class LAMModel(LAMPreTrainedModel):
 
     `kernel` selects the delta-rule form: "auto" (the Cython token scan for CPU inference
     when it is built and no gradient is needed, else the chunkwise form), "cython",
-    "chunk" or "reference" (float64 token loop, for tests).
+    "chunk" or "reference" (float64 token loop, for tests). `block_tokens` bounds the
+    tokens (over the batch) that token-wise layers process at once; None processes all.
     """
 
     def __init__(self, config: LAMConfig):
@@ -206,6 +257,7 @@ class LAMModel(LAMPreTrainedModel):
         self.embeddings = LAMEmbeddings(config)
         self.layers = nn.ModuleList(LAMLayer(config) for _ in range(config.num_hidden_layers))
         self.kernel = "auto"
+        self.block_tokens = DEFAULT_BLOCK_TOKENS
         self.post_init()
 
     def resolve_kernel(self, hidden: torch.Tensor) -> str:
@@ -225,7 +277,7 @@ class LAMModel(LAMPreTrainedModel):
         x = self.embeddings(input_ids)
         kernel = self.resolve_kernel(x)
         for layer in self.layers:
-            x = layer(x, attention_mask, kernel)
+            x = layer(x, attention_mask, kernel, self.block_tokens)
         if return_dict is False:
             return (x,)
         return BaseModelOutput(last_hidden_state=x)

@@ -6,8 +6,10 @@ SPEC §3: full-model embeddings of the two backends agree to <= 1e-5 max abs (co
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
 import sys
 
 import numpy as np
@@ -102,19 +104,72 @@ def test_compilations_stay_within_buckets(make_tiny_model, lam_cache):
 
 
 def test_compilation_cache_dir(monkeypatch, tmp_path):
-    previous = jax.config.jax_compilation_cache_dir
+    previous = jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_max_size
     try:
         jax.config.update("jax_compilation_cache_dir", None)
+        jax.config.update("jax_compilation_cache_max_size", -1)
         monkeypatch.setenv("LAM_CACHE", str(tmp_path / "lam"))
         assert enable_compilation_cache() == tmp_path / "lam" / "jax"
         assert jax.config.jax_compilation_cache_dir == os.fspath(tmp_path / "lam" / "jax")
+        # Bounded, hence locked by JAX around reads and writes.
+        assert jax.config.jax_compilation_cache_max_size == _jax_backend.COMPILATION_CACHE_BYTES
         for directory in (tmp_path / "lam", tmp_path / "lam" / "jax"):
             assert stat.S_IMODE(directory.stat().st_mode) & 0o077 == 0
         jax.config.update("jax_compilation_cache_dir", str(tmp_path / "chosen"))
         assert enable_compilation_cache() is None
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "chosen")
     finally:
-        jax.config.update("jax_compilation_cache_dir", previous)
+        jax.config.update("jax_compilation_cache_dir", previous[0])
+        jax.config.update("jax_compilation_cache_max_size", previous[1])
+
+
+CACHE_USER = """
+import json, os, sys, time, warnings
+import numpy as np
+import jax
+from lam import LAM
+
+counts = {}
+jax.monitoring.register_event_listener(lambda event, **kw: counts.__setitem__(event, counts.get(event, 0) + 1))
+model_dir, out, barrier, parties = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+model = LAM(model_dir, backend="jax", fallback=False)
+open(os.path.join(barrier, os.path.basename(out)), "w").close()
+while len(os.listdir(barrier)) < parties:  # start compiling together
+    time.sleep(0.005)
+texts = [" ".join(["word"] * n) for n in (1, 5, 9, 17, 33, 65, 120)]
+rows = [model.encode(texts[:size], batch_size=size) for size in (1, 2, 3, 5, 7)]
+np.save(out, np.concatenate(rows))
+print(json.dumps({key.rsplit("/", 1)[-1]: n for key, n in counts.items() if "compilation_cache" in key}))
+"""
+
+
+def run_cache_users(model_dir, tmp_path, name, parties):
+    """Start `parties` processes sharing one LAM cache at once; their (embeddings, cache counts)."""
+    barrier = tmp_path / f"barrier-{name}"
+    barrier.mkdir()
+    env = {**os.environ, "LAM_CACHE": str(tmp_path / "cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    outputs = [tmp_path / f"{name}-{i}.npy" for i in range(parties)]
+    runs = [subprocess.Popen([sys.executable, "-c", CACHE_USER, str(model_dir), str(out), str(barrier), str(parties)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outputs]
+    results = []
+    for run, out in zip(runs, outputs):
+        stdout, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, stderr
+        assert "compilation cache" not in stderr, stderr  # JAX warns on unreadable or unwritable entries
+        results.append((np.load(out), json.loads(stdout.strip().splitlines()[-1])))
+    return results
+
+
+def test_two_processes_build_and_share_the_compilation_cache(small_lam_dir, tmp_path):
+    together = run_cache_users(small_lam_dir, tmp_path, "together", 2)
+    entries = list((tmp_path / "cache" / "jax").glob("*-cache"))
+    assert len(entries) >= 5  # one per (batch, length) bucket at least
+    later, = run_cache_users(small_lam_dir, tmp_path, "later", 1)
+    assert later[1].get("cache_hits", 0) >= 5 and later[1].get("cache_misses", 0) == 0
+    for embeddings, _ in together:
+        np.testing.assert_array_equal(embeddings, later[0])
 
 
 def test_unimportable_jax_falls_back_to_torch(small_lam_dir, lam_cache, monkeypatch):

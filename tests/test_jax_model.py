@@ -45,15 +45,16 @@ def float64_truth(model, ids, mask):
     return hidden.numpy(), sentences.numpy()
 
 
-def embedder(model, form):
+def embedder(model, form, block_tokens=jax_model.DEFAULT_BLOCK_TOKENS):
     """(ids, mask) -> numpy hidden states and sentence embeddings of the JAX model of `model`."""
     params = conversion.params_from_torch(tensors_of(model), model.config)
-    jitted = jax.jit(functools.partial(jax_model.embed_sentences, config=model.config, form=form))
+    jitted = jax.jit(functools.partial(jax_model.embed_sentences, config=model.config, form=form,
+                                       block_tokens=block_tokens))
     return lambda ids, mask: tuple(np.asarray(x) for x in jitted(params, ids, mask))
 
 
-def embed(model, ids, mask, form):
-    return embedder(model, form)(ids, mask)
+def embed(model, ids, mask, form, block_tokens=jax_model.DEFAULT_BLOCK_TOKENS):
+    return embedder(model, form, block_tokens)(ids, mask)
 
 
 @pytest.mark.parametrize("policy", ("clamp", "none"))
@@ -114,6 +115,18 @@ def test_model_matches_float64_torch(make_tiny_model, form, policy):
     expected_hidden, expected = float64_truth(model, ids, mask)
     assert np.abs(sentences - expected).max() <= TOLERANCE
     assert (sentences * expected).sum(-1).min() >= 0.99999
+    assert np.abs(hidden - expected_hidden)[mask == 1].max() <= 1e-4
+
+
+@pytest.mark.parametrize("block_tokens", (4, 12, 40, 92))
+def test_token_blocks_match_float64_torch(make_tiny_model, block_tokens):
+    # 4 rows: blocks of 1, 3 (shorter than the convolution's reach), 10 and 23 tokens; the
+    # blocked path also scans over the stacked layers.
+    model = make_tiny_model()
+    ids, mask = batch((23, 5, 1, 17), model.config.vocab_size, seed=4)
+    hidden, sentences = embed(model, ids, mask, "scan", block_tokens)
+    expected_hidden, expected = float64_truth(model, ids, mask)
+    assert np.abs(sentences - expected).max() <= TOLERANCE
     assert np.abs(hidden - expected_hidden)[mask == 1].max() <= 1e-4
 
 

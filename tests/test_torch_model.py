@@ -66,6 +66,35 @@ def test_embedding_is_independent_of_batch_composition(make_tiny_model, kernel):
     assert (together - alone).abs().max().item() <= 1e-6
 
 
+@pytest.mark.parametrize("block_tokens", [4, 12, 40, 92])
+def test_token_blocks_match_the_unblocked_model(make_tiny_model, block_tokens):
+    # 4 rows: blocks of 1, 3 (shorter than the convolution's reach), 10 and 23 tokens.
+    model = make_tiny_model()
+    ids, mask = padded_batch([23, 5, 1, 17], model.config.vocab_size)
+    real = mask.bool()
+    unblocked = {(kernel, dtype): hidden_states(model, ids, mask, kernel, dtype)
+                 for kernel, dtype in [("reference", torch.float64), ("cython", torch.float32)]}
+    model.block_tokens = block_tokens
+    for kernel, dtype in [("reference", torch.float64), ("chunk", torch.float64)]:
+        blocked = hidden_states(model, ids, mask, kernel, dtype)
+        assert (blocked - unblocked["reference", torch.float64])[real].abs().max().item() <= 1e-10
+    blocked = hidden_states(model, ids, mask, "cython", torch.float32)
+    assert (blocked - unblocked["cython", torch.float32])[real].abs().max().item() <= 1e-5
+
+
+def test_token_blocks_give_the_same_gradients(make_tiny_model):
+    model = make_tiny_model().double().train()
+    model.kernel = "chunk"
+    ids, mask = padded_batch([12, 7], model.config.vocab_size)
+    grads = {}
+    for block_tokens in (None, 6):
+        model.zero_grad()
+        model.block_tokens = block_tokens
+        model(ids, mask).last_hidden_state.pow(2).mean().backward()
+        grads[block_tokens] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    assert (grads[None] - grads[6]).abs().max().item() <= 1e-10
+
+
 def test_cython_and_pure_torch_paths_agree_on_the_converted_teacher(teacher_lam_dir):
     model = LAMModel.from_pretrained(teacher_lam_dir).eval()
     ids, mask = padded_batch([70, 12, 3], model.config.vocab_size, seed=5)
