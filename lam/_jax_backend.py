@@ -13,9 +13,9 @@ do not depend on the bucket; each bucket compiles once per process.
     token count.
 
 Compilations persist across processes in `jax_compilation_cache_dir`: if the user has not
-set one (e.g. through JAX_COMPILATION_CACHE_DIR), it is set to `lam.registry.cache_root()/"jax"`
-(`$LAM_CACHE/jax`, else `~/.cache/lam/jax`), created with mode 0o700, and bounded to 1 GiB
-with file locking (see `enable_compilation_cache`). JAX reads the options at its first
+set one (e.g. through JAX_COMPILATION_CACHE_DIR), it is set to `lam.registry.cache_root()/"jax-cache"`
+(`$LAM_CACHE/jax-cache`, else `~/.cache/lam/jax-cache`), created with mode 0o700, and bounded
+to 1 GiB with file locking (see `enable_compilation_cache`). JAX reads the options at its first
 compilation in the process.
 """
 
@@ -56,11 +56,13 @@ def enable_compilation_cache() -> Path | None:
 
     LAM's cache also gets a size bound (COMPILATION_CACHE_BYTES, least recently used entries
     evicted), which makes JAX lock the directory around every read and write: without it JAX
-    writes entries in place, and a second process could read one half written.
+    writes entries in place, and a second process could read one half written. A bounded
+    cache needs an access-time file beside every entry (JAX fails to write into a directory
+    holding entries without one), so it never shares a directory with an unbounded cache.
     """
     if jax.config.jax_compilation_cache_dir:
         return None
-    path = cache_root() / "jax"
+    path = cache_root() / "jax-cache"
     for directory in reversed([path, *path.parents]):
         if not directory.exists():
             directory.mkdir(mode=0o700)

@@ -109,11 +109,11 @@ def test_compilation_cache_dir(monkeypatch, tmp_path):
         jax.config.update("jax_compilation_cache_dir", None)
         jax.config.update("jax_compilation_cache_max_size", -1)
         monkeypatch.setenv("LAM_CACHE", str(tmp_path / "lam"))
-        assert enable_compilation_cache() == tmp_path / "lam" / "jax"
-        assert jax.config.jax_compilation_cache_dir == os.fspath(tmp_path / "lam" / "jax")
+        assert enable_compilation_cache() == tmp_path / "lam" / "jax-cache"
+        assert jax.config.jax_compilation_cache_dir == os.fspath(tmp_path / "lam" / "jax-cache")
         # Bounded, hence locked by JAX around reads and writes.
         assert jax.config.jax_compilation_cache_max_size == _jax_backend.COMPILATION_CACHE_BYTES
-        for directory in (tmp_path / "lam", tmp_path / "lam" / "jax"):
+        for directory in (tmp_path / "lam", tmp_path / "lam" / "jax-cache"):
             assert stat.S_IMODE(directory.stat().st_mode) & 0o077 == 0
         jax.config.update("jax_compilation_cache_dir", str(tmp_path / "chosen"))
         assert enable_compilation_cache() is None
@@ -164,7 +164,7 @@ def run_cache_users(model_dir, tmp_path, name, parties):
 
 def test_two_processes_build_and_share_the_compilation_cache(small_lam_dir, tmp_path):
     together = run_cache_users(small_lam_dir, tmp_path, "together", 2)
-    entries = list((tmp_path / "cache" / "jax").glob("*-cache"))
+    entries = list((tmp_path / "cache" / "jax-cache").glob("*-cache"))
     assert len(entries) >= 5  # one per (batch, length) bucket at least
     later, = run_cache_users(small_lam_dir, tmp_path, "later", 1)
     assert later[1].get("cache_hits", 0) >= 5 and later[1].get("cache_misses", 0) == 0

@@ -7,24 +7,19 @@ kernel fails these tests unless LAM_ALLOW_NO_CYTHON=1 (CI builds it).
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
 import pytest
 import torch
 
+import delta_rule_cases
 import lam._cython as compiled
+from delta_rule_cases import WIDTH, reference_case
 from lam._torch_core import delta_rule_chunked
-from lam.reference import delta_rule_reference
 
 TOLERANCE = 1e-5
 HEADS = 12
-WIDTH = 32
-# Retention regimes cycled over heads: anything in (0, 1), very short memory, very long memory.
-DECAY_RANGES = ((0.01, 0.99), (0.04, 0.06), (0.998, 0.9995))
-
-
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """The tensors here are small: torch intra-op threads only add overhead, and on a loaded
@@ -47,45 +42,12 @@ def require_cython():
     return compiled.delta_rule_cython
 
 
-def make_mask(batch, length, kind, rng):
-    """(B, L) uint8 mask: 'padded' mixes lengths (right padding; row 0 full, row 2 empty);
-    'holes' is a random general mask, handed over as a non-contiguous view."""
-    if kind == "padded":
-        lengths = [length, (length + 1) // 2, 0, *rng.integers(1, length + 1, max(batch - 3, 0))][:batch]
-        return (np.arange(length)[None, :] < np.array(lengths)[:, None]).astype(np.uint8)
-    if kind == "holes":
-        wide = (rng.random((batch, 2 * length)) < 0.7).astype(np.uint8)
-        return wide[:, ::2]
-    raise ValueError(kind)
+def make_inputs(batch, length, mask_kind, dk=WIDTH, dv=WIDTH):
+    return delta_rule_cases.make_inputs(batch, length, mask_kind, HEADS, dk, dv)
 
 
-def make_inputs(batch, length, mask_kind, dk=WIDTH, dv=WIDTH, seed=0):
-    """Unit-scale float32 inputs (and a uint8 mask) as a dict of numpy arrays."""
-    rng = np.random.default_rng([seed, batch, length, dk, dv])
-    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
-    shape = (batch, HEADS, length)
-    inputs = {
-        "q": unit(rng.standard_normal((*shape, dk))),
-        "k": unit(rng.standard_normal((*shape, dk))),
-        "v": rng.standard_normal((*shape, dv)),
-        "beta": rng.uniform(0.01, 0.99, shape),
-        "read_fast": rng.uniform(0.01, 0.99, shape),
-        "read_slow": rng.uniform(0.01, 0.99, shape),
-    }
-    for name, offset in (("decay_fast", 0), ("decay_slow", 1)):
-        regimes = [DECAY_RANGES[(h + offset) % len(DECAY_RANGES)] for h in range(HEADS)]
-        low, high = (np.array(bounds)[None, :, None] for bounds in zip(*regimes))
-        inputs[name] = low + (high - low) * rng.random(shape)
-    inputs = {name: x.astype(np.float32) for name, x in inputs.items()}
-    inputs["mask"] = make_mask(batch, length, mask_kind, rng)
-    return inputs
-
-
-@functools.lru_cache(maxsize=None)
 def case(batch, length, mask_kind, num_backward_heads, dk=WIDTH, dv=WIDTH):
-    """make_inputs(...) and the float64 reference output for them."""
-    inputs = make_inputs(batch, length, mask_kind, dk, dv)
-    return inputs, delta_rule_reference(**inputs, num_backward_heads=num_backward_heads)
+    return reference_case(batch, length, mask_kind, HEADS, num_backward_heads, dk, dv)
 
 
 def as_torch(inputs):

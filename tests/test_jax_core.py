@@ -7,7 +7,6 @@ with 64-bit types enabled, to float64 rounding.
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import pytest
@@ -15,13 +14,10 @@ import pytest
 jax = pytest.importorskip("jax")
 
 from lam._jax_core import delta_rule, delta_rule_chunked, delta_rule_scan, unit_lower_inverse  # noqa: E402
-from lam.reference import delta_rule_reference  # noqa: E402
+from delta_rule_cases import WIDTH, reference_case  # noqa: E402
 
 TOLERANCE = 1e-5
 HEADS = 6
-WIDTH = 32
-# Retention regimes cycled over heads: anything in (0, 1), very short memory, very long memory.
-DECAY_RANGES = ((0.01, 0.99), (0.04, 0.06), (0.998, 0.9995))
 LENGTHS = (1, 7, 63, 64, 65, 200, 1000)
 # (length, num_backward_heads): every length with mixed directions; forward-only and
 # backward-only at lengths below and above one chunk.
@@ -32,34 +28,9 @@ chunked = jax.jit(delta_rule_chunked, static_argnames=("num_backward_heads", "ch
 FORMS = {"scan": scan, "chunk": chunked}
 
 
-def make_mask(batch, length, kind, rng):
-    """(B, L) mask: 'padded' mixes lengths (row 0 full, row 2 empty); 'holes' is random."""
-    if kind == "padded":
-        lengths = [length, (length + 1) // 2, 0, *rng.integers(1, length + 1, max(batch - 3, 0))][:batch]
-        return (np.arange(length)[None, :] < np.array(lengths)[:, None]).astype(np.int32)
-    return (rng.random((batch, length)) < 0.7).astype(np.int32)
-
-
-@functools.lru_cache(maxsize=None)
 def case(batch, length, mask_kind, num_backward_heads, dk=WIDTH, dv=WIDTH):
     """Unit-scale float32 inputs (a dict of numpy arrays) and the float64 reference output."""
-    rng = np.random.default_rng([batch, length, dk, dv, len(mask_kind)])
-    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
-    shape = (batch, HEADS, length)
-    inputs = {
-        "q": unit(rng.standard_normal((*shape, dk))),
-        "k": unit(rng.standard_normal((*shape, dk))),
-        "v": rng.standard_normal((*shape, dv)),
-        "beta": rng.uniform(0.01, 0.99, shape),
-        "read_fast": rng.uniform(0.01, 0.99, shape),
-        "read_slow": rng.uniform(0.01, 0.99, shape),
-    }
-    for name, offset in (("decay_fast", 0), ("decay_slow", 1)):
-        low, high = np.array([DECAY_RANGES[(h + offset) % len(DECAY_RANGES)] for h in range(HEADS)]).T
-        inputs[name] = low[:, None] + (high - low)[:, None] * rng.random(shape)
-    inputs = {name: x.astype(np.float32) for name, x in inputs.items()}
-    inputs["mask"] = make_mask(batch, length, mask_kind, rng)
-    return inputs, delta_rule_reference(**inputs, num_backward_heads=num_backward_heads)
+    return reference_case(batch, length, mask_kind, HEADS, num_backward_heads, dk, dv)
 
 
 def max_error(actual, expected):
