@@ -74,14 +74,12 @@ class CompileClock:
 
 def time_encode(models: dict, sentences: list[str], batch_size: int, repeats: int):
     """{backend: [seconds per pass]} over interleaved passes, and each backend's last embeddings."""
-    times = {name: [] for name in models}
     embeddings = {}
-    names = list(models)
-    for index in range(repeats):
-        for name in names if index % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            embeddings[name] = models[name].encode(sentences, batch_size=batch_size)
-            times[name].append(time.perf_counter() - start)
+
+    def encoder(name):
+        return lambda: embeddings.__setitem__(name, models[name].encode(sentences, batch_size=batch_size))
+
+    times = bench_delta_rule.time_interleaved({name: encoder(name) for name in models}, repeats, warmup=0)
     return times, embeddings
 
 

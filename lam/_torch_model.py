@@ -37,7 +37,7 @@ def linear(x: torch.Tensor, layer: nn.Linear, activation: str = "none") -> torch
     """activation(layer(x)) with activation "none", "gelu" (erf) or "silu".
 
     CPU float32 inference goes through oneDNN with the activation fused: about twice the
-    fp32 throughput of the default MKL path on the CPUs measured (benchmarks/README.md).
+    fp32 throughput of the default MKL path on the CPU measured (see benchmarks/README.md).
     """
     if (_ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == torch.float32
             and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))):
