@@ -65,7 +65,7 @@ def enable_compilation_cache() -> Path | None:
     path = cache_root() / "jax-cache"
     for directory in reversed([path, *path.parents]):
         if not directory.exists():
-            directory.mkdir(mode=0o700)
+            directory.mkdir(mode=0o700, exist_ok=True)  # another process may create it first
     jax.config.update("jax_compilation_cache_dir", os.fspath(path))
     if jax.config.jax_compilation_cache_max_size == -1:
         jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_BYTES)

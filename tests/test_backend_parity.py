@@ -134,7 +134,10 @@ jax.monitoring.register_event_listener(lambda event, **kw: counts.__setitem__(ev
 model_dir, out, barrier, parties = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 model = LAM(model_dir, backend="jax", fallback=False)
 open(os.path.join(barrier, os.path.basename(out)), "w").close()
+deadline = time.monotonic() + 300
 while len(os.listdir(barrier)) < parties:  # start compiling together
+    if time.monotonic() > deadline:
+        sys.exit("the other processes never reached the barrier")
     time.sleep(0.005)
 texts = [" ".join(["word"] * n) for n in (1, 5, 9, 17, 33, 65, 120)]
 rows = [model.encode(texts[:size], batch_size=size) for size in (1, 2, 3, 5, 7)]
@@ -153,9 +156,9 @@ def run_cache_users(model_dir, tmp_path, name, parties):
     outputs = [tmp_path / f"{name}-{i}.npy" for i in range(parties)]
     runs = [subprocess.Popen([sys.executable, "-c", CACHE_USER, str(model_dir), str(out), str(barrier), str(parties)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outputs]
+    finished = [run.communicate(timeout=600) for run in runs]
     results = []
-    for run, out in zip(runs, outputs):
-        stdout, stderr = run.communicate(timeout=600)
+    for run, (stdout, stderr), out in zip(runs, finished, outputs):
         assert run.returncode == 0, stderr
         assert "compilation cache" not in stderr, stderr  # JAX warns on unreadable or unwritable entries
         results.append((np.load(out), json.loads(stdout.strip().splitlines()[-1])))
