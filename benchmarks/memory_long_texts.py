@@ -2,7 +2,7 @@
 
     python benchmarks/memory_long_texts.py --texts 1000 --tokens 32768 --backend torch
 
-Each text is synthetic English-like words sized to about `--tokens` WordPiece tokens. The
+Each text is `lam.benchmarking.workloads.synthetic_document`: exactly `--tokens` tokens. The
 process's peak RSS (VmHWM) is reported after model load and after encoding.
 """
 
@@ -16,16 +16,7 @@ import warnings
 import numpy as np
 
 from lam.benchmarking.peak_memory import peak_rss_mib
-
-WORDS = ("time person year way day thing man world life hand part child eye woman place work week case "
-         "point government company number group problem fact river mountain language music history").split()
-
-
-def synthetic_texts(count: int, tokens: int, seed: int = 0) -> list[str]:
-    """`count` texts of roughly `tokens` tokens each (every word here is a single WordPiece token)."""
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=tokens - 2)) for _ in range(count)]
-
+from lam.benchmarking.workloads import synthetic_document
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,7 +33,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         model = LAM(args.model, backend=args.backend)
     after_load = peak_rss_mib()
-    texts = synthetic_texts(args.texts, args.tokens)
+    texts = [synthetic_document(args.tokens, seed=i) for i in range(args.texts)]
     after_texts = peak_rss_mib()
     start = time.perf_counter()
     embeddings = model.encode(texts, show_progress_bar=True)
