@@ -46,6 +46,19 @@ class TextTokenizer:
             ids.extend(np.asarray(e.ids, dtype=np.int32) for e in self.backend.encode_batch(cut, add_special_tokens=True))
         return ids
 
+    def spans(self, texts: list[str]) -> list[tuple[np.ndarray, bool]]:
+        """Per text: (T, 2) start and end characters of its tokens, [CLS] and [SEP] excluded, and
+        whether the text was truncated (tokens were left out)."""
+        limit = self.max_seq_length * CHARS_PER_TOKEN_BOUND
+        out = []
+        for start in range(0, len(texts), TOKENIZE_SLICE):
+            batch = texts[start:start + TOKENIZE_SLICE]
+            encodings = self.backend.encode_batch([encodable(t[:limit]) for t in batch], add_special_tokens=True)
+            for text, encoding in zip(batch, encodings):
+                body = np.asarray(encoding.offsets[1:-1], dtype=np.int64).reshape(-1, 2)
+                out.append((body, bool(encoding.overflowing) or len(text) > limit))
+        return out
+
 
 def encodable(text: str) -> str:
     """`text` with lone surrogates (not representable in UTF-8) replaced by U+FFFD."""

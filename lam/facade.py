@@ -234,6 +234,30 @@ class LAM:
                 result = [torch.from_numpy(row).to(target) for row in sentence]
         return result[0] if single else result
 
+    def encode_chunks(self, documents, chunk_tokens: int = 256, chunk_overlap: int = 0, batch_size: int = 8,
+                      show_progress_bar: bool | None = None):
+        """Contextual ("late") chunk embeddings: each document is read once, whole, and cut into
+        chunks of whole sentences of at most `chunk_tokens` tokens (`chunk_overlap` tokens of
+        sentences repeated from the previous chunk); a chunk's embedding is the normalised mean
+        of its tokens' final states, so it sees the text around it.
+
+        Returns one `lam.chunking.ChunkedDocument` per document (one, not a list, for a single
+        string): `.spans` [(start, end)] character offsets, `.texts`, `.embeddings` (chunks, d).
+        Only the part of a document within `max_seq_length` tokens is chunked.
+        """
+        from .chunking import contextual_chunks
+
+        _check_positive_int("chunk_tokens", chunk_tokens)
+        if not isinstance(chunk_overlap, int) or not 0 <= chunk_overlap < chunk_tokens:
+            raise ValueError(f"chunk_overlap must be an integer in [0, chunk_tokens), got {chunk_overlap!r}")
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        single, texts = _as_text_list(documents)
+        _, tokens, _ = self._embed(texts, batch_size, show_progress_bar, keep_tokens=True)
+        chunked = [contextual_chunks(text, spans, hidden[1:1 + len(spans)], truncated, chunk_tokens, chunk_overlap)
+                   for text, hidden, (spans, truncated) in zip(texts, tokens, self._tokenize.spans(texts))]
+        return chunked[0] if single else chunked
+
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None or prompt_name is None:
             return prompt

@@ -99,3 +99,34 @@ class TextMix:
         is_paragraph = rng.random(batch_size) < paragraph_fraction
         return [self.paragraphs[rng.integers(len(self.paragraphs))] if p else self.sentences[rng.integers(len(self.sentences))]
                 for p in is_paragraph], False
+
+
+# The long-document model holds out every fifth Gutenberg book by sorted title (a superset of
+# the tenth held out above) and every tenth Wikipedia article by sorted title, for
+# `lam compare --long`.
+LONG_HELDOUT_BOOK_EVERY = 5
+HELDOUT_ARTICLE_EVERY = 10
+
+
+def _held_out(index: int, every: int) -> bool:
+    return index % every == every - 1
+
+
+def load_titled(path: Path) -> list[dict]:
+    """Records of a {"title", "text"} JSON-lines file, sorted by title."""
+    return sorted(_jsonl(path), key=lambda record: record["title"])
+
+
+def long_split(data_dir: Path = DEFAULT_DATA_DIR, heldout: bool = False) -> tuple[list[str], list[str]]:
+    """(books, Wikipedia articles) on the training or the held-out side of the long-document split."""
+    books = load_titled(data_dir / "longdocs" / "gutenberg.jsonl.gz")
+    articles = load_titled(data_dir / "corpus" / "wikipedia.jsonl.gz")
+    return ([b["text"] for i, b in enumerate(books) if _held_out(i, LONG_HELDOUT_BOOK_EVERY) == heldout],
+            [a["text"] for i, a in enumerate(articles) if _held_out(i, HELDOUT_ARTICLE_EVERY) == heldout])
+
+
+def long_eval_documents(data_dir: Path = DEFAULT_DATA_DIR, min_article_words: int = 1000) -> list[str]:
+    """Held-out candidates of the known-item task: the books, then the articles of at least
+    `min_article_words` words."""
+    books, articles = long_split(data_dir, heldout=True)
+    return books + [a for a in articles if len(a.split()) >= min_article_words]

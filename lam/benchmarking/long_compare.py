@@ -1,0 +1,186 @@
+"""`lam compare --long`: long-document retrieval of LAM models against the chunking workarounds.
+
+Tasks (`lam.benchmarking.long_tasks`): passkey and needle retrieval at 256 ... 32,768 tokens
+(accuracy@1), known-item retrieval over held-out books and Wikipedia articles (accuracy@1 and
+nDCG@10 by query depth), and passage retrieval among the chunks of the same documents with
+contextual (one pass over the document) against independently encoded chunks.
+
+Systems: every LAM model and backend on the whole document; all-MiniLM-L6-v2 truncated to 256
+and to 512 tokens; and its chunk mean (the normalised mean of its normalised 256-token chunk
+embeddings), the usual workaround for long documents.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .long_tasks import (DEPTH_BANDS, MAX_DOCUMENT_TOKENS, RetrievalTask, known_item_task, needle_task,
+                         passkey_task, plain_tokenizer, rank_of_relevant, retrieval_scores, token_offsets)
+
+CHUNK_TOKENS = 256
+
+
+@dataclass
+class LongSettings:
+    models: tuple[str, ...] = ("LAM-base-v1", "LAM-long-v1")
+    backends: tuple[str, ...] = ("torch", "jax")
+    lengths: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+    passkey_candidates: int = 20
+    needle_candidates: int = 16
+    books: int | None = None          # held-out books in the known-item task (None: all)
+    articles: int | None = None       # held-out Wikipedia articles (None: all of >= 1,000 words)
+    chunk_documents: int = 24         # documents whose chunks form the passage-retrieval pool
+    seed: int = 0
+
+    @classmethod
+    def short(cls, **overrides) -> "LongSettings":
+        """The setting of the default `lam compare` run: minutes, not an hour."""
+        fields = dict(backends=("torch",), lengths=(256, 1024, 4096), passkey_candidates=8, needle_candidates=8,
+                      books=6, articles=24, chunk_documents=6)
+        fields.update(overrides)
+        return cls(**fields)
+
+
+class TeacherSystems:
+    """all-MiniLM-L6-v2 through sentence-transformers: truncated at 256 or 512 tokens, or chunk-mean."""
+
+    def __init__(self):
+        from sentence_transformers import SentenceTransformer
+
+        from ..teacher import teacher_dir
+
+        self.model = SentenceTransformer(str(teacher_dir()), device="cpu")
+        self.tokenizer = plain_tokenizer(teacher_dir() / "tokenizer.json")
+
+    def truncated(self, texts: list[str], tokens: int) -> np.ndarray:
+        self.model.max_seq_length = tokens
+        return np.asarray(self.model.encode(texts, batch_size=16, convert_to_numpy=True))
+
+    def chunk_mean(self, texts: list[str], tokens: int = CHUNK_TOKENS) -> np.ndarray:
+        """Normalised mean of the normalised embeddings of consecutive `tokens`-token pieces
+        ([CLS] and [SEP] included in the count) of each text's first 32,768 tokens."""
+        self.model.max_seq_length = tokens
+        width = tokens - 2
+        out = []
+        for text in texts:
+            encoding = self.tokenizer.encode(text, add_special_tokens=False)
+            starts = [s for s, _ in encoding.offsets[:MAX_DOCUMENT_TOKENS]]
+            ends = [e for _, e in encoding.offsets[:MAX_DOCUMENT_TOKENS]]
+            pieces = [text[starts[i]:ends[min(i + width, len(ends)) - 1]] for i in range(0, len(starts), width)] or [""]
+            embedded = np.asarray(self.model.encode(pieces, batch_size=32, convert_to_numpy=True))
+            mean = embedded.mean(0)
+            out.append(mean / np.linalg.norm(mean))
+        return np.stack(out)
+
+
+def lam_systems(settings: LongSettings) -> tuple[dict, dict]:
+    """'<model>/<backend>' -> LAM, and the load errors of those that failed."""
+    import warnings
+
+    from .. import LAM
+
+    systems, errors = {}, {}
+    for model in settings.models:
+        for backend in settings.backends:
+            name = f"{model}/{backend}"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    systems[name] = LAM(model, backend=backend, fallback=False)
+            except Exception as err:  # noqa: BLE001 - reported, the run goes on
+                errors[name] = f"{type(err).__name__}: {err}"
+    return systems, errors
+
+
+def document_encoders(lams: dict, teacher: TeacherSystems | None) -> dict:
+    """System name -> (encode documents, encode queries), each texts -> (N, d)."""
+    encoders = {}
+    for name, model in lams.items():
+        def encode(texts, model=model):
+            return np.asarray(model.encode(texts, batch_size=4))
+        encoders[name] = (encode, lambda texts, model=model: np.asarray(model.encode(texts, batch_size=32)))
+    if teacher is not None:
+        def query(texts):
+            return teacher.truncated(texts, 512)
+        encoders["minilm-trunc256"] = (lambda texts: teacher.truncated(texts, 256), query)
+        encoders["minilm-trunc512"] = (lambda texts: teacher.truncated(texts, 512), query)
+        encoders["minilm-chunkmean256"] = (teacher.chunk_mean, query)
+    return encoders
+
+
+def score_task(task: RetrievalTask, encoders: dict, by_band: bool) -> dict:
+    """Per system: overall scores, per-band scores if `by_band`, and seconds spent encoding."""
+    relevant = np.array([q.document for q in task.queries])
+    bands = np.array([task.band_of(q) for q in task.queries])
+    result = {}
+    for name, (encode_documents, encode_queries) in encoders.items():
+        began = time.perf_counter()
+        documents = encode_documents(task.documents)
+        queries = encode_queries([q.text for q in task.queries])
+        ranks = rank_of_relevant(queries, documents, relevant)
+        row = {"all": retrieval_scores(ranks), "seconds": round(time.perf_counter() - began, 1)}
+        if by_band:
+            row["bands"] = {band: retrieval_scores(ranks[bands == band]) for band in _band_names() if (bands == band).any()}
+        result[name] = row
+    return result
+
+
+def _band_names() -> list[str]:
+    return [f"{lo}-{hi}" for lo, hi in DEPTH_BANDS]
+
+
+def synthetic_scores(encoders: dict, settings: LongSettings, filler: list[str], tokenizer) -> dict:
+    """{"passkey"|"needle": {length: {system: accuracy@1}}}."""
+    out = {"passkey": {}, "needle": {}}
+    for length in settings.lengths:
+        for kind, build, candidates in (("passkey", passkey_task, settings.passkey_candidates),
+                                        ("needle", needle_task, settings.needle_candidates)):
+            task = build(filler, tokenizer, length, candidates, settings.seed)
+            scores = score_task(task, encoders, by_band=False)
+            out[kind][length] = {name: row["all"]["accuracy_at_1"] for name, row in scores.items()}
+    return out
+
+
+def chunk_retrieval(lams: dict, teacher: TeacherSystems | None, task: RetrievalTask, documents: int,
+                    tokenizer) -> dict:
+    """Passage retrieval among all 256-token chunks of the first `documents` documents: the
+    relevant chunk is the one holding the middle of the query passage."""
+    from ..chunking import sentence_chunks
+
+    docs = task.documents[:documents]
+    chunks, owners = [], []
+    for index, text in enumerate(docs):
+        offsets = token_offsets(tokenizer, text)
+        readable = len(text) if len(offsets) < MAX_DOCUMENT_TOKENS else int(offsets[-1])
+        for chunk in sentence_chunks(text, offsets, CHUNK_TOKENS - 2, readable=readable):
+            chunks.append(chunk)
+            owners.append(index)
+    queries, relevant = [], []
+    for query in task.queries:
+        if query.document >= documents:
+            continue
+        text = docs[query.document]
+        middle = text.find(query.text[: len(query.text) // 2]) + len(query.text) // 4
+        hits = [i for i, (c, o) in enumerate(zip(chunks, owners)) if o == query.document and c.start <= middle < c.end]
+        if hits:
+            queries.append(query.text)
+            relevant.append(hits[0])
+    texts = [docs[o][c.start:c.end] for c, o in zip(chunks, owners)]
+    relevant = np.array(relevant)
+    result = {"documents": len(docs), "chunks": len(chunks), "queries": len(queries), "systems": {}}
+    for name, model in lams.items():
+        query_embeddings = np.asarray(model.encode(queries, batch_size=32))
+        contextual = np.concatenate([model.encode_chunks([text], chunk_tokens=CHUNK_TOKENS)[0].embeddings
+                                     for text in docs])
+        independent = np.asarray(model.encode(texts, batch_size=32))
+        result["systems"][f"{name} contextual"] = retrieval_scores(rank_of_relevant(query_embeddings, contextual, relevant))
+        result["systems"][f"{name} independent"] = retrieval_scores(rank_of_relevant(query_embeddings, independent, relevant))
+    if teacher is not None:
+        query_embeddings = teacher.truncated(queries, 512)
+        independent = teacher.truncated(texts, CHUNK_TOKENS)
+        result["systems"]["minilm independent"] = retrieval_scores(rank_of_relevant(query_embeddings, independent, relevant))
+    return result
