@@ -184,3 +184,32 @@ def chunk_retrieval(lams: dict, teacher: TeacherSystems | None, task: RetrievalT
         independent = teacher.truncated(texts, CHUNK_TOKENS)
         result["systems"]["minilm independent"] = retrieval_scores(rank_of_relevant(query_embeddings, independent, relevant))
     return result
+
+
+def run_long(settings: LongSettings, progress=print) -> dict:
+    """Every long-document task for every system; a JSON-ready report."""
+    from ..teacher import teacher_dir
+    from ..training.data import long_split
+
+    tokenizer = plain_tokenizer(teacher_dir() / "tokenizer.json")
+    lams, errors = lam_systems(settings)
+    try:
+        teacher = TeacherSystems()
+    except Exception as err:  # noqa: BLE001
+        teacher, errors["minilm"] = None, f"{type(err).__name__}: {err}"
+    encoders = document_encoders(lams, teacher)
+    books, articles = long_split(heldout=True)
+    long_articles = [a for a in articles if len(a.split()) >= 1000]
+    documents = books[: settings.books] + long_articles[: settings.articles]
+    report = {"settings": {k: str(v) for k, v in vars(settings).items()}, "load_errors": errors}
+
+    progress(f"known-item retrieval: {len(documents)} held-out documents")
+    task = known_item_task(documents, tokenizer, seed=settings.seed)
+    report["known_item"] = {"documents": len(documents), "books": min(len(books), settings.books or len(books)),
+                            "queries": len(task.queries), "systems": score_task(task, encoders, by_band=True)}
+    progress("passkey and needle retrieval")
+    filler = [p for a in articles for p in a.split("\n") if len(p.split()) >= 20]
+    report["synthetic"] = synthetic_scores(encoders, settings, filler, tokenizer)
+    progress("contextual against independent chunks")
+    report["chunks"] = chunk_retrieval(lams, teacher, task, settings.chunk_documents, tokenizer)
+    return report
