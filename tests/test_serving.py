@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import re
 import shlex
 import subprocess
@@ -16,7 +15,8 @@ import pytest
 
 from lam import LAM
 from lam.benchmarking.workloads import synthetic_document
-from serving_helpers import HOST, STOPPED_BY_SIGTERM, ServerProcess, lam_serve_command, send
+from lam.serving.process import ServerProcess, lam_serve_command, send
+from serving_helpers import STOPPED_BY_SIGTERM, metrics
 
 MAX_INPUT_TOKENS = 48
 MAX_CLIENT_BATCH = 8
@@ -165,13 +165,13 @@ def delta(after: dict, before: dict, name: str, **labels) -> float:
 
 def test_metrics_count_what_was_sent(server, reference):
     sent = [["one text"], TEXTS, ["a", "b", "c"]]
-    before = server.metrics()
+    before = metrics(server)
     for texts in sent:
         assert server.post("/v1/embeddings", {"input": texts})[0] == 200
     assert server.post("/embed", {"inputs": "tei"})[0] == 200
     assert server.post("/v1/embeddings", {"input": []})[0] == 422
     assert server.post("/v1/embeddings", b"{")[0] == 400
-    after = server.metrics()
+    after = metrics(server)
 
     assert delta(after, before, "lam_requests_total", route="/v1/embeddings", status="200") == 3
     assert delta(after, before, "lam_requests_total", route="/embed", status="200") == 1
@@ -194,11 +194,11 @@ def test_concurrent_load_every_response_correct_and_no_5xx(server, reference):
     pool = [synthetic_document(n, seed=n) for n in range(3, MAX_INPUT_TOKENS + 1, 3)] + TEXTS
     expected = reference.encode(pool)
     failures: list[str] = []
-    before = server.metrics()
+    before = metrics(server)
 
     def client(seed: int) -> None:
         rng = np.random.default_rng(seed)
-        connection = http.client.HTTPConnection(HOST, server.port, timeout=120)
+        connection = server.connect(timeout=120)
         try:
             for _ in range(per_thread):
                 rows = rng.choice(len(pool), size=int(rng.integers(1, 4)), replace=False)
@@ -223,7 +223,7 @@ def test_concurrent_load_every_response_correct_and_no_5xx(server, reference):
         w.join(timeout=300)
     assert not any(w.is_alive() for w in workers), "clients still running after 300 s"
     assert failures == []
-    after = server.metrics()
+    after = metrics(server)
     assert sum(delta(after, before, "lam_requests_total", route=r, status="200")
                for r in ("/v1/embeddings", "/embed")) == threads * per_thread
     # requests were merged: fewer batches than requests

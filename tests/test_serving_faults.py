@@ -12,7 +12,8 @@ import pytest
 from lam import LAM
 from lam.benchmarking.workloads import synthetic_document
 from serving_fault_server import FAIL_MARKER, SLOW_MARKER, SLOW_SECONDS
-from serving_helpers import STOPPED_BY_SIGTERM, ServerProcess, fault_server_command
+from lam.serving.process import ServerProcess
+from serving_helpers import STOPPED_BY_SIGTERM, fault_server_command, metrics
 
 MAX_INPUT_TOKENS = 16
 MAX_CONCURRENT = 2
@@ -45,14 +46,14 @@ def in_background(server, path, body) -> tuple[threading.Thread, list]:
 
 def wait_for_in_flight(server, count: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while server.metrics()[("lam_requests_in_flight", ())] < count:
+    while metrics(server)[("lam_requests_in_flight", ())] < count:
         assert time.monotonic() < deadline, f"never saw {count} requests in flight"
         time.sleep(0.02)
 
 
 def test_a_model_failure_fails_that_batch_with_500_and_the_server_keeps_serving(server, reference):
     failures, errors = ("lam_batch_failures_total", ()), ("lam_requests_total", (("route", "/v1/embeddings"), ("status", "500")))
-    before = server.metrics()
+    before = metrics(server)
     status, _, error = server.post("/v1/embeddings", {"input": ["fine", f"bad {FAIL_MARKER}"]})
     assert status == 500 and error["error"]["type"] == "server_error"
     assert "injected test failure" in error["error"]["message"]
@@ -63,7 +64,7 @@ def test_a_model_failure_fails_that_batch_with_500_and_the_server_keeps_serving(
     status, _, body = server.post("/v1/embeddings", {"input": ["fine", "also fine"]})
     assert status == 200
     np.testing.assert_allclose([d["embedding"] for d in body["data"]], reference.encode(["fine", "also fine"]), atol=1e-5)
-    after = server.metrics()
+    after = metrics(server)
     assert after[failures] - before[failures] == 2
     assert after[errors] - before.get(errors, 0) == 1
 

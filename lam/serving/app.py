@@ -120,6 +120,10 @@ def create_app(service: EmbeddingService) -> FastAPI:
     async def http_error(request: Request, err: HTTPException):
         return error_response(request.url.path, err.status_code, str(err.detail), getattr(err, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, err: Exception):
+        return error_response(request.url.path, 500, f"internal error ({type(err).__name__}: {err})")
+
     @app.post("/v1/embeddings")
     @app.post("/embeddings")
     async def openai_embeddings(body: OpenAIEmbeddingRequest):

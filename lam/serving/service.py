@@ -95,7 +95,11 @@ class EmbeddingService:
                                 "truncate=true (/embed) or start the server with --auto-truncate")
         counts = [min(n, self.max_input_tokens) for n in counts]
         try:
-            rows = await asyncio.wrap_future(self.batcher.submit(texts, counts))
+            future = self.batcher.submit(texts, counts)
+        except RuntimeError as err:  # closed: the server is shutting down
+            raise ApiError(503, f"the server is shutting down ({err})") from err
+        try:
+            rows = await asyncio.wrap_future(future)
         except Exception as err:
             logger.error("batch failed: %s: %s", type(err).__name__, err, exc_info=err)
             raise ApiError(500, f"the model failed on the batch holding this request ({type(err).__name__}: {err})") from err

@@ -1,0 +1,141 @@
+"""`lam serve` under load: requests/s and p50/p99 latency, dynamic batching on and off, in one run.
+
+    python benchmarks/bench_serve.py --out out/bench_serve.json
+
+Two servers of the same model run side by side on 127.0.0.1: one with dynamic batching (the
+defaults), one with `--max-batch-requests 1` (one text per forward pass). For short queries
+and for 4,096-token documents, at each concurrency, both servers get the same requests in
+turn (the order alternates per cell, so a shared machine's drift hits both alike). Clients are
+threads with keep-alive connections posting one text per request to /v1/embeddings with
+base64 output, as the openai client does; each thread starts its next request when the last
+one answers (closed loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lam.benchmarking.workloads import synthetic_document
+from lam.serving.process import ServerProcess, lam_serve_command, send
+
+MODES = {"batching on": [], "batching off": ["--max-batch-requests", "1"]}
+
+
+def workloads(short_requests: int, doc_requests: int, doc_tokens: int) -> dict[str, list[bytes]]:
+    """Request bodies: short queries of 8-20 tokens, and documents of exactly `doc_tokens` tokens."""
+    rng = np.random.default_rng(0)
+    short = [synthetic_document(int(rng.integers(8, 21)), seed=i) for i in range(short_requests)]
+    docs = [synthetic_document(doc_tokens, seed=i) for i in range(doc_requests)]
+
+    def bodies(texts):
+        return [json.dumps({"input": t, "model": "bench", "encoding_format": "base64"}).encode() for t in texts]
+
+    return {"short queries": bodies(short), f"{doc_tokens:,}-token documents": bodies(docs)}
+
+
+def run_load(server: ServerProcess, bodies: list[bytes], concurrency: int) -> dict:
+    """Send every body once (cycled up to one per client) from `concurrency` closed-loop clients;
+    throughput and latency percentiles."""
+    bodies = [bodies[i % len(bodies)] for i in range(max(len(bodies), concurrency))]
+    next_index = itertools.count()
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        connection = server.connect()
+        try:
+            while (i := next(next_index)) < len(bodies):
+                start = time.perf_counter()
+                status, _, body = send(connection, "POST", "/v1/embeddings", bodies[i])
+                elapsed = time.perf_counter() - start
+                with lock:
+                    if status == 200:
+                        latencies.append(elapsed)
+                    else:
+                        errors.append(f"{status}: {body}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
+    ms = np.array(latencies) * 1000
+    return {"requests": len(latencies), "seconds": wall, "requests_per_s": len(latencies) / wall,
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def markdown_table(results: list[dict]) -> str:
+    lines = ["| workload | clients | requests | on: req/s | on: p50 ms | on: p99 ms | off: req/s | off: p50 ms "
+             "| off: p99 ms | on/off req/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        on, off = r["batching on"], r["batching off"]
+        lines.append(f"| {r['workload']} | {r['concurrency']} | {on['requests']} | {on['requests_per_s']:.3g} | "
+                     f"{on['p50_ms']:.0f} | {on['p99_ms']:.0f} | {off['requests_per_s']:.3g} | {off['p50_ms']:.0f} | "
+                     f"{off['p99_ms']:.0f} | **{on['requests_per_s'] / off['requests_per_s']:.2f}×** |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="LAM-base-v1")
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each server")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--short-requests", type=int, default=256, help="requests per cell, short queries")
+    parser.add_argument("--doc-requests", type=int, default=64, help="requests per cell, documents")
+    parser.add_argument("--doc-tokens", type=int, default=4096)
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    servers = {}
+    try:
+        for mode, extra in MODES.items():
+            command = lam_serve_command(args.model, "--backend", args.backend, "--log-level", "warning", *extra)
+            servers[mode] = ServerProcess(command, logs / f"{mode.replace(' ', '-')}.log", threads=args.threads)
+        results = []
+        for (workload, bodies), cell in zip(workloads(args.short_requests, args.doc_requests, args.doc_tokens).items(),
+                                            itertools.count()):
+            for server in servers.values():  # warm-up: the first calls of a shape allocate
+                run_load(server, bodies[:4], 4)
+            for index, concurrency in enumerate(args.concurrency):
+                order = list(servers) if (cell + index) % 2 == 0 else list(servers)[::-1]
+                row = {"workload": workload, "concurrency": concurrency}
+                for mode in order:
+                    row[mode] = run_load(servers[mode], bodies, concurrency)
+                results.append(row)
+                print(markdown_table([row]).splitlines()[-1], flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    table = markdown_table(results)
+    print(f"\n{table}")
+    short = [r for r in results if r["workload"] == "short queries" and r["concurrency"] == max(args.concurrency)]
+    if short:
+        gain = short[0]["batching on"]["requests_per_s"] / short[0]["batching off"]["requests_per_s"]
+        print(f"\nshort queries at {max(args.concurrency)} clients: dynamic batching gives {gain:.2f}x the requests/s")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        args.out.write_text(json.dumps({"settings": settings, "machine": platform.platform(), "results": results},
+                                       indent=2))
+
+
+if __name__ == "__main__":
+    main()
