@@ -8,7 +8,8 @@ and for 4,096-token documents, at each concurrency, both servers get the same re
 turn (the order alternates per cell, so a shared machine's drift hits both alike). Clients are
 threads with keep-alive connections posting one text per request to /v1/embeddings with
 base64 output, as the openai client does; each thread starts its next request when the last
-one answers (closed loop).
+one answers (closed loop). Besides wall-clock figures it reports each server's CPU time per
+request (Linux /proc), which a busy shared machine disturbs less.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
 import tempfile
 import threading
@@ -39,7 +41,8 @@ def workloads(short_requests: int, doc_requests: int, doc_tokens: int) -> dict[s
     def bodies(texts):
         return [json.dumps({"input": t, "model": "bench", "encoding_format": "base64"}).encode() for t in texts]
 
-    return {"short queries": bodies(short), f"{doc_tokens:,}-token documents": bodies(docs)}
+    cells = {"short queries": bodies(short), f"{doc_tokens:,}-token documents": bodies(docs)}
+    return {name: b for name, b in cells.items() if b}
 
 
 def run_load(server: ServerProcess, bodies: list[bytes], concurrency: int) -> dict:
@@ -67,27 +70,39 @@ def run_load(server: ServerProcess, bodies: list[bytes], concurrency: int) -> di
             connection.close()
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    cpu_start = cpu_seconds(server.proc.pid)
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    cpu = cpu_seconds(server.proc.pid) - cpu_start
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
     ms = np.array(latencies) * 1000
     return {"requests": len(latencies), "seconds": wall, "requests_per_s": len(latencies) / wall,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "server_cpu_ms_per_request": cpu * 1000 / len(latencies)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def markdown_table(results: list[dict]) -> str:
-    lines = ["| workload | clients | requests | on: req/s | on: p50 ms | on: p99 ms | off: req/s | off: p50 ms "
-             "| off: p99 ms | on/off req/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| workload | clients | requests | on: req/s | on: p50 ms | on: p99 ms | on: CPU ms/req | off: req/s "
+             "| off: p50 ms | off: p99 ms | off: CPU ms/req | on/off req/s |", "|---" * 12 + "|"]
     for r in results:
-        on, off = r["batching on"], r["batching off"]
-        lines.append(f"| {r['workload']} | {r['concurrency']} | {on['requests']} | {on['requests_per_s']:.3g} | "
-                     f"{on['p50_ms']:.0f} | {on['p99_ms']:.0f} | {off['requests_per_s']:.3g} | {off['p50_ms']:.0f} | "
-                     f"{off['p99_ms']:.0f} | **{on['requests_per_s'] / off['requests_per_s']:.2f}×** |")
+        cells = [r["workload"], r["concurrency"], r["batching on"]["requests"]]
+        for mode in MODES:
+            m = r[mode]
+            cells += [f"{m['requests_per_s']:.3g}", f"{m['p50_ms']:.0f}", f"{m['p99_ms']:.0f}",
+                      f"{m['server_cpu_ms_per_request']:.3g}"]
+        cells.append(f"**{r['batching on']['requests_per_s'] / r['batching off']['requests_per_s']:.2f}×**")
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 
@@ -98,7 +113,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each server")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--short-requests", type=int, default=256, help="requests per cell, short queries")
-    parser.add_argument("--doc-requests", type=int, default=64, help="requests per cell, documents")
+    parser.add_argument("--doc-requests", type=int, default=64, help="requests per cell, documents (0: none)")
     parser.add_argument("--doc-tokens", type=int, default=4096)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()

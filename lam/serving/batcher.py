@@ -8,6 +8,7 @@ for more texts. Each request's rows come back in its own order through a future.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+logger = logging.getLogger("lam.serve")
 
 # encode(texts) -> (N, d) float32 rows, one per text, in order
 EncodeFn = Callable[[list[str]], np.ndarray]
@@ -90,6 +93,7 @@ class DynamicBatcher:
                 if len(rows) != len(texts):
                     raise RuntimeError(f"the encoder returned {len(rows)} rows for {len(texts)} texts")
             except Exception as err:  # noqa: BLE001 - the failure belongs to this batch's requests only
+                logger.exception("a batch of %d texts failed", len(batch))
                 ok = False
                 for request in {id(r): r for r, _ in batch}.values():
                     _settle(request.future, exception=err)

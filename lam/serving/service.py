@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +12,6 @@ from ..batching import TextTokenizer
 from .batcher import DynamicBatcher
 from .metrics import ServerMetrics
 from .settings import ServeSettings
-
-logger = logging.getLogger("lam.serve")
 
 # Requests with more characters than this are tokenised off the event loop (a 4,096-token
 # text takes milliseconds to tokenise; a query, tens of microseconds).
@@ -100,8 +97,7 @@ class EmbeddingService:
             raise ApiError(503, f"the server is shutting down ({err})") from err
         try:
             rows = await asyncio.wrap_future(future)
-        except Exception as err:
-            logger.error("batch failed: %s: %s", type(err).__name__, err, exc_info=err)
+        except Exception as err:  # the batcher has logged it
             raise ApiError(500, f"the model failed on the batch holding this request ({type(err).__name__}: {err})") from err
         if dimensions is not None and dimensions < self.dimension:
             rows = rows[:, :dimensions]
