@@ -4,8 +4,9 @@
 
 Two servers of the same model run side by side on 127.0.0.1: one with dynamic batching (the
 defaults), one with `--max-batch-requests 1` (one text per forward pass). For short queries
-and for 4,096-token documents, at each concurrency, both servers get the same requests in
-turn (the order alternates per cell, so a shared machine's drift hits both alike). Clients are
+and for 4,096-token documents, at each concurrency, both servers get the same requests, split
+into rounds that alternate between the servers and their order, so a shared machine's drift
+hits both alike. Clients are
 threads with keep-alive connections posting one text per request to /v1/embeddings with
 base64 output, as the openai client does; each thread starts its next request when the last
 one answers (closed loop). Besides wall-clock figures it reports each server's CPU time per
@@ -22,6 +23,7 @@ import platform
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +47,17 @@ def workloads(short_requests: int, doc_requests: int, doc_tokens: int) -> dict[s
     return {name: b for name, b in cells.items() if b}
 
 
-def run_load(server: ServerProcess, bodies: list[bytes], concurrency: int) -> dict:
-    """Send every body once (cycled up to one per client) from `concurrency` closed-loop clients;
-    throughput and latency percentiles."""
+@dataclass
+class LoadSample:
+    """One closed-loop run: per-request latencies (s), wall seconds, the server's CPU seconds."""
+
+    latencies: list[float]
+    seconds: float
+    server_cpu_s: float
+
+
+def run_load(server: ServerProcess, bodies: list[bytes], concurrency: int) -> LoadSample:
+    """Send every body once (cycled up to one per client) from `concurrency` closed-loop clients."""
     bodies = [bodies[i % len(bodies)] for i in range(max(len(bodies), concurrency))]
     next_index = itertools.count()
     latencies: list[float] = []
@@ -77,13 +87,18 @@ def run_load(server: ServerProcess, bodies: list[bytes], concurrency: int) -> di
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    cpu = cpu_seconds(server.proc.pid) - cpu_start
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
-    ms = np.array(latencies) * 1000
-    return {"requests": len(latencies), "seconds": wall, "requests_per_s": len(latencies) / wall,
+    return LoadSample(latencies, wall, cpu_seconds(server.proc.pid) - cpu_start)
+
+
+def summarize(samples: list[LoadSample]) -> dict:
+    """Requests/s over all rounds, p50/p99 latency over all requests, server CPU per request."""
+    ms = np.concatenate([s.latencies for s in samples]) * 1000
+    seconds = sum(s.seconds for s in samples)
+    return {"requests": len(ms), "seconds": seconds, "requests_per_s": len(ms) / seconds,
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "server_cpu_ms_per_request": cpu * 1000 / len(latencies)}
+            "server_cpu_ms_per_request": sum(s.server_cpu_s for s in samples) * 1000 / len(ms)}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -115,6 +130,8 @@ def main() -> None:
     parser.add_argument("--short-requests", type=int, default=256, help="requests per cell, short queries")
     parser.add_argument("--doc-requests", type=int, default=64, help="requests per cell, documents (0: none)")
     parser.add_argument("--doc-tokens", type=int, default=4096)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="split each cell's requests into up to this many rounds, alternating the servers")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -125,15 +142,19 @@ def main() -> None:
             command = lam_serve_command(args.model, "--backend", args.backend, "--log-level", "warning", *extra)
             servers[mode] = ServerProcess(command, logs / f"{mode.replace(' ', '-')}.log", threads=args.threads)
         results = []
-        for (workload, bodies), cell in zip(workloads(args.short_requests, args.doc_requests, args.doc_tokens).items(),
-                                            itertools.count()):
+        turn = 0  # counts rounds over the whole run; its parity sets which server goes first
+        for workload, bodies in workloads(args.short_requests, args.doc_requests, args.doc_tokens).items():
             for server in servers.values():  # warm-up: the first calls of a shape allocate
                 run_load(server, bodies[:4], 4)
-            for index, concurrency in enumerate(args.concurrency):
-                order = list(servers) if (cell + index) % 2 == 0 else list(servers)[::-1]
+            for concurrency in args.concurrency:
+                samples: dict[str, list[LoadSample]] = {mode: [] for mode in servers}
+                rounds = max(1, min(args.rounds, len(bodies) // concurrency))  # a round keeps every client busy
+                for part in range(rounds):  # alternating order, so drift hits both servers alike
+                    for mode in list(servers)[:: 1 if turn % 2 == 0 else -1]:
+                        samples[mode].append(run_load(servers[mode], bodies[part::rounds], concurrency))
+                    turn += 1
                 row = {"workload": workload, "concurrency": concurrency}
-                for mode in order:
-                    row[mode] = run_load(servers[mode], bodies, concurrency)
+                row.update({mode: summarize(samples[mode]) for mode in servers})
                 results.append(row)
                 print(markdown_table([row]).splitlines()[-1], flush=True)
     finally:
