@@ -114,8 +114,9 @@ def markdown_table(results: list[dict]) -> str:
         cells = [r["workload"], r["concurrency"], r["batching on"]["requests"]]
         for mode in MODES:
             m = r[mode]
-            cells += [f"{m['requests_per_s']:.3g}", f"{m['p50_ms']:.0f}", f"{m['p99_ms']:.0f}",
-                      f"{m['server_cpu_ms_per_request']:.3g}"]
+            cells += [f"{m['requests_per_s']:.3g}", f"{m['p50_ms']:,.0f}", f"{m['p99_ms']:,.0f}",
+                      f"{m['server_cpu_ms_per_request']:,.3g}" if m["server_cpu_ms_per_request"] < 100
+                      else f"{m['server_cpu_ms_per_request']:,.0f}"]
         cells.append(f"**{r['batching on']['requests_per_s'] / r['batching off']['requests_per_s']:.2f}×**")
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
