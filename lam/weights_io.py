@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +52,10 @@ def read_weights(path: str | os.PathLike, config: LAMConfig) -> dict[str, np.nda
 
 
 def write_weights(tensors: dict[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Write tensors to `path` atomically (temporary file, then rename)."""
+    """Write tensors to `path` atomically (temporary file, then rename); its mode follows the umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "pt"})
         os.replace(tmp, path)
