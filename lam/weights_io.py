@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from .config import LAMConfig
 
@@ -57,7 +57,9 @@ def write_weights(tensors: dict[str, np.ndarray], path: str | os.PathLike) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "pt"})
+        # Written by open(), not safetensors' save_file, which creates files with mode 0600.
+        with open(tmp, "wb") as handle:
+            handle.write(save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata={"format": "pt"}))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
