@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .peak_memory import measure_in_subprocess
 from .timing import first_call_seconds, interleaved_medians
@@ -193,6 +192,8 @@ def run(settings: Settings) -> dict:
 
 def machine_description() -> dict:
     import os
+
+    import torch
 
     cpu = "unknown"
     if os.path.exists("/proc/cpuinfo"):
