@@ -61,6 +61,7 @@ class LAM:
         self._device = device
         self._lock = threading.Lock()
         self._hf_tokenizer = None
+        self._warned_truncation = False
         st_config = self.model_dir / "config_sentence_transformers.json"
         st_fields = json.loads(st_config.read_text()) if st_config.is_file() else {}
         self.prompts: dict[str, str] = dict(st_fields.get("prompts") or {})
@@ -121,6 +122,7 @@ class LAM:
             from transformers import AutoTokenizer
 
             self._hf_tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        self._hf_tokenizer.model_max_length = self.max_seq_length
         return self._hf_tokenizer
 
     @property
@@ -243,7 +245,12 @@ class LAM:
 
     def _embed(self, texts: list[str], batch_size: int, show_progress_bar: bool, keep_tokens: bool):
         """Sentence embeddings (N, d) and, if `keep_tokens`, per-text token embeddings and ids."""
-        token_ids = self._tokenize(texts)
+        token_ids, truncated = self._tokenize.tokenize(texts)
+        if truncated and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(f"LAM: {truncated} of {len(texts)} texts are longer than max_seq_length="
+                          f"{self.max_seq_length} tokens and were truncated (set model.max_seq_length to change "
+                          "the limit; this warning is shown once per model)", UserWarning, stacklevel=4)
         sentence = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
         tokens: list = [None] * len(texts)
         plan = plan_batches([len(ids) for ids in token_ids], batch_size, self.max_tokens_per_batch)
