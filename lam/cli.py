@@ -101,8 +101,8 @@ def run_encode(args) -> int:
     return 0
 
 
-UNTRAINED_NOTE = ("note: this model's mixers are initialised from the teacher's attention, not trained: "
-                  "its embeddings are much worse than the teacher's. For a trained model use LAM-base-v1 "
+UNTRAINED_NOTE = ("note: this model's mixers are initialised from the teacher's attention and are NOT trained, "
+                  "so it does not embed like a trained LAM. For a trained model use LAM-base-v1 "
                   "(LAM('LAM-base-v1').save(DIR)), or train the mixers with `lam distill`.")
 
 

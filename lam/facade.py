@@ -338,7 +338,7 @@ def _check_positive_int(name: str, value) -> None:
 
 def _as_text_list(sentences) -> tuple[bool, list[str]]:
     """(single?, texts): a string is one text; a sized collection of strings (list, tuple, array,
-    a `datasets` column, a pandas Series) is a batch."""
+    a `datasets` column) is a batch."""
     if isinstance(sentences, str):
         return True, [sentences]
     if sentences is None:
