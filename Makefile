@@ -1,5 +1,5 @@
 # Two entry points that set everything up on a fresh machine:
-#   make demo   - create .venv, install LAM, run the main job (lam compare --quick) on LAM-base-v1
+#   make demo   - create .venv, install LAM, run `lam compare` (about a minute: LAM-base-v1 vs all-MiniLM-L6-v2)
 #   make test   - create .venv, install LAM with its test extras, run the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/lam compare --quick --out out/compare
+	$(VENV)/bin/lam compare --out out/compare
 
 test: install
 	$(PY) -m pytest -q

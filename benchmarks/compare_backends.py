@@ -1,7 +1,8 @@
 """Accuracy and speed of LAM-torch, LAM-jax and all-MiniLM-L6-v2 side by side (same as `lam compare`).
 
-    python benchmarks/compare_backends.py --quick
-    python benchmarks/compare_backends.py --out out/compare-full
+    python benchmarks/compare_backends.py                # short: torch backend and MiniLM
+    python benchmarks/compare_backends.py --quick        # both backends, all lengths, peak memory
+    python benchmarks/compare_backends.py --full --out out/compare-full
 """
 
 import argparse

@@ -1,13 +1,26 @@
-"""LAM: linear-attention sentence embeddings with a torch (Cython) and a JAX backend."""
+"""LAM: linear-attention sentence embeddings with a torch (Cython) and a JAX backend.
 
-from transformers import AutoConfig, AutoModel
+`import lam` is light: `LAM`, `LAMConfig`, `LAMModel` and `BackendFallbackWarning` import
+torch and transformers on first use. Importing `LAMModel` (which `LAM` does) registers
+`model_type: "lam"` with transformers' Auto classes.
+"""
 
-from ._torch_model import LAMModel
-from .config import LAMConfig
-from .facade import LAM, BackendFallbackWarning
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 __all__ = ["LAM", "LAMConfig", "LAMModel", "BackendFallbackWarning", "__version__"]
 
-AutoConfig.register("lam", LAMConfig, exist_ok=True)
-AutoModel.register(LAMConfig, LAMModel, exist_ok=True)
+_LAZY_ATTRIBUTES = {"LAM": ".facade", "BackendFallbackWarning": ".facade", "LAMConfig": ".config",
+                    "LAMModel": "._torch_model"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name], __name__), name)
+    raise AttributeError(f"module 'lam' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

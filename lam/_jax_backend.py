@@ -77,7 +77,11 @@ def resolve_device(device: str | None) -> jax.Device:
     if device is None:
         return jax.devices()[0]
     platform, _, index = str(device).partition(":")
-    return jax.devices(PLATFORM_ALIASES.get(platform, platform))[int(index or 0)]
+    try:
+        return jax.devices(PLATFORM_ALIASES.get(platform, platform))[int(index or 0)]
+    except (RuntimeError, IndexError) as err:
+        raise RuntimeError(f"no device {device!r} is visible to JAX (it sees {[str(d) for d in jax.devices()]}); "
+                           "use device='cpu'") from err
 
 
 class JaxBackend:

@@ -20,6 +20,8 @@ class TorchBackend:
     def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.device_type = self.device.type
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"no CUDA device is visible to torch; use device='cpu' (asked for device={device!r})")
         if self.device.type == "cpu" and not _cython.AVAILABLE:
             warnings.warn(f"LAM: the compiled Cython kernel is not available ({_cython.IMPORT_ERROR}); "
                           "the torch backend runs the slower pure-torch chunkwise form", stacklevel=4)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from .config import LAMConfig
+if TYPE_CHECKING:  # this module is imported by the command-line parser, which stays light
+    import numpy as np
+
+    from .config import LAMConfig
 
 BACKEND_ALIASES = {"torch": "torch", "cython": "torch", "jax": "jax"}
 BACKEND_CHOICES = ("auto", *BACKEND_ALIASES)

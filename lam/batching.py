@@ -38,13 +38,19 @@ class TextTokenizer:
 
     def __call__(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids (one int32 array per text, [CLS] ... [SEP])."""
+        return self.tokenize(texts)[0]
+
+    def tokenize(self, texts: list[str]) -> tuple[list[np.ndarray], int]:
+        """Token ids as `__call__`, and how many texts were cut to fit `max_seq_length`."""
         limit = self.max_seq_length * CHARS_PER_TOKEN_BOUND
-        ids = []
+        ids, truncated = [], 0
         # Slices bound the memory held by the tokenizer's per-token Encoding objects.
         for start in range(0, len(texts), TOKENIZE_SLICE):
-            cut = [encodable(t[:limit]) for t in texts[start:start + TOKENIZE_SLICE]]
-            ids.extend(np.asarray(e.ids, dtype=np.int32) for e in self.backend.encode_batch(cut, add_special_tokens=True))
-        return ids
+            chunk = texts[start:start + TOKENIZE_SLICE]
+            encodings = self.backend.encode_batch([encodable(t[:limit]) for t in chunk], add_special_tokens=True)
+            ids.extend(np.asarray(e.ids, dtype=np.int32) for e in encodings)
+            truncated += sum(len(t) > limit or bool(e.overflowing) for t, e in zip(chunk, encodings))
+        return ids, truncated
 
     def spans(self, texts: list[str]) -> list[tuple[np.ndarray, bool]]:
         """Per text: (T, 2) start and end characters of its tokens, [CLS] and [SEP] excluded, and

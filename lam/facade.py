@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 import warnings
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +53,11 @@ class LAM:
 
     def __init__(self, model_name_or_path: str | os.PathLike = "LAM-base-v1", backend: str = "auto",
                  device: str | None = None, fallback: bool = True,
-                 max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH):
+                 max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH, truncate_dim: int | None = None):
         requested = canonical_backend(backend)
+        if truncate_dim is not None:
+            _check_positive_int("truncate_dim", truncate_dim)
+        self.truncate_dim = truncate_dim
         self.model_dir = resolve_model(model_name_or_path)
         self.config = LAMConfig.from_json_file(str(self.model_dir / "config.json"))
         self._tensors = read_weights(self.model_dir / WEIGHTS_NAME, self.config)
@@ -61,6 +67,8 @@ class LAM:
         self._device = device
         self._lock = threading.Lock()
         self._hf_tokenizer = None
+        self._warned_truncation = False
+        self._model_card_data = None
         st_config = self.model_dir / "config_sentence_transformers.json"
         st_fields = json.loads(st_config.read_text()) if st_config.is_file() else {}
         self.prompts: dict[str, str] = dict(st_fields.get("prompts") or {})
@@ -121,6 +129,7 @@ class LAM:
             from transformers import AutoTokenizer
 
             self._hf_tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        self._hf_tokenizer.model_max_length = self.max_seq_length
         return self._hf_tokenizer
 
     @property
@@ -161,6 +170,63 @@ class LAM:
 
     save_pretrained = save
 
+    # -- sentence-transformers interoperability --------------------------------------------
+    def to_sentence_transformer(self, path: str | os.PathLike | None = None, **kwargs):
+        """This model as a `sentence_transformers.SentenceTransformer` (for its trainer, losses, ...).
+
+        Saves the model to `path` (None: a temporary directory, removed once loaded) and loads it
+        with lam's torch model, which trains through the differentiable delta rule; `kwargs` go to
+        `SentenceTransformer` (device defaults to this model's).
+        """
+        from sentence_transformers import SentenceTransformer
+
+        from . import _torch_model  # noqa: F401  (registers model_type "lam" with transformers)
+
+        kwargs.setdefault("device", self.device.type)
+        if path is not None:
+            return SentenceTransformer(str(self.save(path)), **kwargs)
+        with tempfile.TemporaryDirectory(prefix="lam-") as directory:
+            return SentenceTransformer(str(self.save(Path(directory) / "model")), **kwargs)
+
+    @property
+    def model_card_data(self):
+        """A sentence-transformers model card record: evaluators store their metrics in it."""
+        if self._model_card_data is None:
+            from sentence_transformers import SentenceTransformerModelCardData
+
+            self._model_card_data = SentenceTransformerModelCardData()
+        return self._model_card_data
+
+    @contextmanager
+    def truncate_embeddings(self, truncate_dim: int | None):
+        """Within this context, `encode` keeps the first `truncate_dim` dimensions (None: all)."""
+        previous = self.truncate_dim
+        self.truncate_dim = truncate_dim
+        try:
+            yield
+        finally:
+            self.truncate_dim = previous
+
+    def to(self, device: str | torch.device) -> "LAM":
+        """Move the model to `device` ("cpu", "cuda", "cuda:1", ...): reloads the active backend there."""
+        device = str(device)
+        backend = load_backend(self.backend, self.config, self._tensors, device)
+        with self._lock:
+            self._device, self._backend = device, backend
+        return self
+
+    def cpu(self) -> "LAM":
+        return self.to("cpu")
+
+    def eval(self) -> "LAM":
+        """No-op (LAM only runs inference; it has no dropout); returns the model."""
+        return self
+
+    def half(self):
+        """Not supported: raises TypeError (both backends compute in float32)."""
+        raise TypeError("LAM computes in float32 on both backends and has no half-precision mode; for smaller "
+                        "embeddings use encode(..., precision='int8', 'uint8', 'binary' or 'ubinary')")
+
     # -- encoding -------------------------------------------------------------------------
     def encode_query(self, sentences, **kwargs):
         """`encode` with the "query" prompt when the model defines one."""
@@ -197,6 +263,7 @@ class LAM:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if output_value not in ("sentence_embedding", "token_embeddings", None):
             raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}")
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None:
             _check_positive_int("truncate_dim", truncate_dim)
         if show_progress_bar is None:
@@ -267,7 +334,12 @@ class LAM:
 
     def _embed(self, texts: list[str], batch_size: int, show_progress_bar: bool, keep_tokens: bool):
         """Sentence embeddings (N, d) and, if `keep_tokens`, per-text token embeddings and ids."""
-        token_ids = self._tokenize(texts)
+        token_ids, truncated = self._tokenize.tokenize(texts)
+        if truncated and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(f"LAM: {truncated} of {len(texts)} texts are longer than max_seq_length="
+                          f"{self.max_seq_length} tokens and were truncated (set model.max_seq_length to change "
+                          "the limit; this warning is shown once per model)", UserWarning, stacklevel=4)
         sentence = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
         tokens: list = [None] * len(texts)
         plan = plan_batches([len(ids) for ids in token_ids], batch_size, self.max_tokens_per_batch)
@@ -289,19 +361,22 @@ def _check_positive_int(name: str, value) -> None:
 
 
 def _as_text_list(sentences) -> tuple[bool, list[str]]:
-    """(single?, texts): a string is one text; a list, tuple or array of strings is a batch."""
+    """(single?, texts): a string is one text; a sized collection of strings (list, tuple, array,
+    a `datasets` column) is a batch."""
     if isinstance(sentences, str):
         return True, [sentences]
     if sentences is None:
         raise TypeError("encode() expects a string or a list of strings, got None")
     if isinstance(sentences, np.ndarray):
         sentences = sentences.tolist()
-    if not isinstance(sentences, (list, tuple)):
+    if isinstance(sentences, (bytes, bytearray, Mapping, torch.Tensor)) or not (
+            isinstance(sentences, Iterable) and hasattr(sentences, "__len__")):
         raise TypeError(f"encode() expects a string or a list of strings, got {type(sentences).__name__}")
+    sentences = list(sentences)
     for index, text in enumerate(sentences):
         if not isinstance(text, str):
             raise TypeError(f"encode() expects strings; item {index} is {type(text).__name__}")
-    return False, list(sentences)
+    return False, sentences
 
 
 def _as_matrix(x) -> torch.Tensor:

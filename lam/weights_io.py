@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from .config import LAMConfig
 
@@ -52,13 +52,14 @@ def read_weights(path: str | os.PathLike, config: LAMConfig) -> dict[str, np.nda
 
 
 def write_weights(tensors: dict[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Write tensors to `path` atomically (temporary file, then rename)."""
+    """Write tensors to `path` atomically (temporary file, then rename); its mode follows the umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "pt"})
+        # Written by open(), not safetensors' save_file, which creates files with mode 0600.
+        with open(tmp, "wb") as handle:
+            handle.write(save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata={"format": "pt"}))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

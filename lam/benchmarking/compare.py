@@ -1,7 +1,8 @@
 """`lam compare`: accuracy and speed of LAM's backends and of all-MiniLM-L6-v2, in one run.
 
-    python benchmarks/compare_backends.py --quick          # a few minutes
-    python benchmarks/compare_backends.py                  # the full grid
+    lam compare             # about a minute: torch backend and MiniLM, 300 STS-B dev pairs, 512 and 4,096 tokens
+    lam compare --quick     # several minutes: all of STS-B dev, lengths 16 ... 32,768, peak memory
+    lam compare --full      # the full grid, with more repeats
 
 Accuracy on the STS-B dev sentences: per-text cosine and max abs difference between the
 backends, each system's Spearman, agreement with the teacher. Speed: medians of interleaved
@@ -13,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .peak_memory import measure_in_subprocess
 from .timing import first_call_seconds, interleaved_medians
@@ -34,6 +37,7 @@ TEACHER_MAX_TOKENS = 512
 class Settings:
     model: str = "LAM-base-v1"
     backends: tuple[str, ...] = ("torch", "jax")
+    accuracy_pairs: int | None = None          # None: all 1,500 STS-B dev pairs, else evenly spaced ones
     stsb_sentences: int | None = None          # None: all of STS-B dev
     lengths: tuple[int, ...] = (16, 128, 512, 2048, 8192, 32768)
     batch_sizes: tuple[int, ...] = (1, 32)
@@ -50,6 +54,39 @@ class Settings:
         fields.update(overrides)
         return cls(**fields)
 
+    @classmethod
+    def demo(cls, **overrides) -> "Settings":
+        """`lam compare`'s default: a short run that shows accuracy and linear cost. The JAX backend
+        is left out because its first run compiles each new shape (minutes on 2 busy cores)."""
+        fields = dict(backends=("torch",), accuracy_pairs=300, lengths=(512, 4096), batch_sizes=(1,), repeats=3,
+                      long_repeats=3, memory=False)
+        fields.update(overrides)
+        return cls(**fields)
+
+
+_run_started = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """One line on stderr, stamped with the seconds since the run started."""
+    print(f"[{time.perf_counter() - _run_started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def load_warning() -> str | None:
+    """A warning when the 1-minute load average exceeds the core count (timings would mislead)."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (f"warning: the load average ({load:.1f}) is above the number of cores ({cores}): other work is "
+            "running, so the timings below will be slow and noisy; compare speeds on a quiet machine")
+
+
+def evenly_spaced(count: int | None, total: int) -> np.ndarray:
+    """Indices of `count` items spread over `total` (all of them if count is None or larger)."""
+    if count is None or count >= total:
+        return np.arange(total)
+    return np.linspace(0, total - 1, count).round().astype(int)
+
 
 def load_systems(settings: Settings) -> tuple[dict, dict]:
     """Name -> object with .encode(texts, batch_size=...) -> (N, d) array, and name -> load error."""
@@ -57,12 +94,14 @@ def load_systems(settings: Settings) -> tuple[dict, dict]:
 
     systems, errors = {}, {}
     for backend in settings.backends:
+        progress(f"loading {settings.model} on the {backend} backend")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 systems[f"lam-{backend}"] = LAM(settings.model, backend=backend, fallback=False)
         except Exception as err:  # noqa: BLE001 - reported in the output, the run goes on
             errors[f"lam-{backend}"] = f"{type(err).__name__}: {err}"
+    progress(f"loading the teacher ({TEACHER}) in sentence-transformers")
     try:
         from sentence_transformers import SentenceTransformer
 
@@ -86,6 +125,7 @@ def accuracy(systems: dict, first: list[str], second: list[str], gold: np.ndarra
     row = {s: i for i, s in enumerate(sentences)}
     embeddings, first_call = {}, {}
     for name, system in systems.items():
+        progress(f"accuracy: {name} encodes {len(sentences)} STS-B dev sentences")
         first_call[name] = first_call_seconds(lambda: embeddings.__setitem__(name, encode(system, sentences)))
     result = {"sentences": len(sentences), "pairs": len(gold), "spearman": {}}
     for name, emb in embeddings.items():
@@ -109,6 +149,7 @@ def accuracy(systems: dict, first: list[str], second: list[str], gold: np.ndarra
 
 
 def stsb_speed(systems: dict, sentences: list[str], token_count: int, settings: Settings) -> dict:
+    progress(f"speed: {len(sentences)} sentences, {settings.repeats} interleaved repeats of each system")
     runs = {name: (lambda s=system: encode(s, sentences)) for name, system in systems.items()}
     medians = interleaved_medians(runs, settings.repeats)
     rows = {}
@@ -128,6 +169,7 @@ def length_speed(systems: dict, settings: Settings) -> list[dict]:
         for batch in settings.batch_sizes:
             if batch > 1 and batch * length > settings.max_batch_tokens:
                 continue
+            progress(f"speed: documents of {length} tokens, batch {batch}")
             documents = [synthetic_document(length, seed=i) for i in range(batch)]
             runs = {}
             for name, system in systems.items():
@@ -165,10 +207,17 @@ def set_up_sentence_lengths(systems: dict) -> None:
 
 
 def run(settings: Settings) -> dict:
+    global _run_started
+    _run_started = time.perf_counter()
+    warning = load_warning()
+    if warning:
+        progress(warning)
     systems, errors = load_systems(settings)
     first, second, gold = stsb_pairs("dev")
+    rows = evenly_spaced(settings.accuracy_pairs, len(gold))
+    first, second, gold = [first[i] for i in rows], [second[i] for i in rows], gold[rows]
     report = {"machine": machine_description(), "settings": {k: str(v) for k, v in vars(settings).items()},
-              "load_errors": errors}
+              "load_errors": errors, "load_warning": warning}
     acc, first_call = accuracy(systems, first, second, gold)
     report["accuracy"] = acc
     sentences = sorted(set(first) | set(second))[: settings.stsb_sentences]
@@ -184,6 +233,7 @@ def run(settings: Settings) -> dict:
         report["peak_memory_32k"] = {}
         for backend in settings.backends:
             if f"lam-{backend}" in systems:
+                progress(f"peak memory: one 32,768-token document on {backend}, in a fresh process")
                 try:
                     report["peak_memory_32k"][backend] = measure_in_subprocess(settings.model, backend, 32768)
                 except Exception as err:  # noqa: BLE001
@@ -192,19 +242,22 @@ def run(settings: Settings) -> dict:
 
 
 def machine_description() -> dict:
-    import os
+    import torch
 
     cpu = "unknown"
     if os.path.exists("/proc/cpuinfo"):
         names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
         cpu = names[0] if names else cpu
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "torch": torch.__version__}
+            "load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+            "torch": torch.__version__}
 
 
 def format_table(report: dict) -> str:
     """The report as plain-text tables."""
     lines = [f"machine: {report['machine']}"]
+    if report.get("load_warning"):
+        lines.append(report["load_warning"])
     if report["load_errors"]:
         lines.append(f"could not load: {report['load_errors']}")
     acc = report["accuracy"]
@@ -264,9 +317,13 @@ def plot(report: dict, path: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="fewer sentences and repeats: a few minutes")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="all of STS-B dev, lengths 16 ... 32,768 at batch 1 and 32, peak memory: several minutes")
+    size.add_argument("--full", action="store_true", help="the full grid with 5 repeats (the README's tables)")
     parser.add_argument("--model", default="LAM-base-v1", help="built-in name or model directory")
-    parser.add_argument("--backends", default="torch,jax", help="comma-separated LAM backends to compare")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated LAM backends (default: torch; torch,jax with --quick or --full)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement")
     parser.add_argument("--lengths", default=None, help="comma-separated document lengths in tokens")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
@@ -274,13 +331,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args) -> Settings:
-    overrides = {"model": args.model, "backends": tuple(args.backends.split(",")), "memory": not args.no_memory,
-                 "out_dir": Path(args.out)}
+    overrides = {"model": args.model, "out_dir": Path(args.out)}
+    if args.backends:
+        overrides["backends"] = tuple(args.backends.split(","))
+    if args.no_memory:
+        overrides["memory"] = False
     if args.repeats is not None:
         overrides["repeats"] = args.repeats
     if args.lengths:
         overrides["lengths"] = tuple(int(x) for x in args.lengths.split(","))
-    return Settings.quick(**overrides) if args.quick else Settings(**overrides)
+    if args.full:
+        return Settings(**overrides)
+    return Settings.quick(**overrides) if args.quick else Settings.demo(**overrides)
 
 
 def run_command(args) -> int:

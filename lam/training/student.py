@@ -9,10 +9,7 @@ from .._torch_model import LAMModel
 from ..building import config_from_teacher, initial_tensors
 from ..config import LAMConfig
 from ..teacher import teacher_dir, verified_teacher_weights
-
-# "mixers": only the LAM mixers train (the teacher's embeddings, FFNs and LayerNorms stay
-# frozen); "all": every tensor trains.
-TRAINABLE_SCOPES = ("mixers", "all")
+from .scopes import TRAINABLE_SCOPES
 
 
 def build_student(position_policy: str = "clamp", seed: int = 0, **overrides) -> tuple[LAMModel, LAMConfig]:

@@ -1,0 +1,82 @@
+"""The work of `lam distill`'s commands (imported when one runs, so `lam --help` stays light)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..teacher import teacher_dir
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .data import TextMix
+from .evaluation import evaluate_student, student_stsb_spearman
+from .export import ship, with_tensors
+from .loop import LoopSettings, run_loop
+from .stage1 import stage1_loss
+from .stage2 import stage2_loss
+from .student import build_student, load_tensors, set_trainable
+from .teacher import Teacher, TextTokens
+
+RUN_FILE = "run.json"
+
+
+def _settings(args) -> LoopSettings:
+    return LoopSettings(steps=args.steps, lr=args.lr, warmup=args.warmup, checkpoint_minutes=args.checkpoint_minutes)
+
+
+def _record_run(args, **extra) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    fields = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "func"}
+    (args.out / RUN_FILE).write_text(json.dumps({**fields, **extra}, indent=2))
+
+
+def _set_threads(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def run_stage1(args) -> None:
+    _set_threads(args)
+    torch.manual_seed(args.seed)
+    model, _ = build_student(seed=args.seed)
+    params = set_trainable(model, "mixers")
+    teacher = Teacher(teacher_dir())
+    tokens = TextTokens(teacher_dir() / "tokenizer.json")
+    step_loss = stage1_loss(model, teacher, tokens, TextMix.load(args.data_dir), args.seed, args.batch_size, args.max_tokens)
+    _record_run(args, position_policy="clamp")
+    run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, stop_at=args.stop_at,
+             description="stage1")
+
+
+def run_stage2(args) -> None:
+    _set_threads(args)
+    torch.manual_seed(args.seed)
+    model, _ = build_student(position_policy=args.position_policy, seed=args.seed)
+    load_tensors(model, load_checkpoint(args.init / CHECKPOINT_NAME)["model"])
+    params = set_trainable(model, args.scope)
+    teacher = Teacher(teacher_dir())
+    tokens = TextTokens(teacher_dir() / "tokenizer.json")
+    step_loss = stage2_loss(model, teacher, tokens, TextMix.load(args.data_dir), args.seed, args.batch_size,
+                            args.max_tokens, args.long_fraction, args.long_batch_size, args.max_long_tokens,
+                            args.similarity_weight)
+    _record_run(args)
+    run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, stop_at=args.stop_at,
+             description="stage2")
+    scores = evaluate_student(model, teacher, tokens)
+    print(json.dumps(scores))
+    (args.out / "eval.json").write_text(json.dumps(scores, indent=2))
+
+
+def run_export(args) -> None:
+    _set_threads(args)
+    run = json.loads((args.run / RUN_FILE).read_text())
+    model, _ = build_student(position_policy=run["position_policy"], seed=run["seed"])
+    load_tensors(model, load_checkpoint(args.run / CHECKPOINT_NAME)["model"])
+    tokens = TextTokens(teacher_dir() / "tokenizer.json")
+    full = student_stsb_spearman(model, tokens)
+    shipped = ship(model, args.out, {"position_policy": run["position_policy"]}, args.dtype)
+    stored = student_stsb_spearman(with_tensors(model, shipped), tokens)
+    size_mb = args.out.stat().st_size / 1e6
+    print(json.dumps({"tensors": len(shipped), "megabytes": round(size_mb, 2), "spearman_float32": full,
+                      f"spearman_{args.dtype}": stored, "difference": abs(full - stored)}, indent=2))
