@@ -134,14 +134,14 @@ def _band_names() -> list[str]:
 
 
 def synthetic_scores(encoders: dict, settings: LongSettings, filler: list[str], tokenizer) -> dict:
-    """{"passkey"|"needle": {length: {system: accuracy@1}}}."""
+    """{"passkey"|"needle": {str(length): {system: accuracy@1}}}."""
     out = {"passkey": {}, "needle": {}}
     for length in settings.lengths:
         for kind, build, candidates in (("passkey", passkey_task, settings.passkey_candidates),
                                         ("needle", needle_task, settings.needle_candidates)):
             task = build(filler, tokenizer, length, candidates, settings.seed)
             scores = score_task(task, encoders, by_band=False)
-            out[kind][length] = {name: row["all"]["accuracy_at_1"] for name, row in scores.items()}
+            out[kind][str(length)] = {name: row["all"]["accuracy_at_1"] for name, row in scores.items()}
     return out
 
 
@@ -198,7 +198,7 @@ def run_long(settings: LongSettings, progress=print) -> dict:
     except Exception as err:  # noqa: BLE001
         teacher, errors["minilm"] = None, f"{type(err).__name__}: {err}"
     encoders = document_encoders(lams, teacher)
-    books, articles = long_split(heldout=True)
+    books, articles = long_split(split="test")
     long_articles = [a for a in articles if len(a.split()) >= 1000]
     documents = books[: settings.books] + long_articles[: settings.articles]
     report = {"settings": {k: str(v) for k, v in vars(settings).items()}, "load_errors": errors}
@@ -213,3 +213,69 @@ def run_long(settings: LongSettings, progress=print) -> dict:
     progress("contextual against independent chunks")
     report["chunks"] = chunk_retrieval(lams, teacher, task, settings.chunk_documents, tokenizer)
     return report
+
+
+def format_long_table(report: dict) -> str:
+    """The long-document report as plain-text tables."""
+    lines = []
+    if report.get("load_errors"):
+        lines.append(f"could not load: {report['load_errors']}")
+    known = report["known_item"]
+    bands = _band_names()
+    lines.append(f"\nknown-item retrieval: {known['queries']} passages as queries, {known['documents']} held-out "
+                 f"documents ({known['books']} books) as candidates; accuracy@1 x 100 by query depth (tokens)")
+    lines.append(f"  {'system':<24}" + "".join(f"{b:>13}" for b in bands) + f"{'all':>8}{'nDCG@10':>9}{'seconds':>9}")
+    for name, row in known["systems"].items():
+        cells = "".join(f"{row['bands'][b]['accuracy_at_1']:>13.1f}" if b in row["bands"] else f"{'-':>13}" for b in bands)
+        lines.append(f"  {name:<24}{cells}{row['all']['accuracy_at_1']:>8.1f}{row['all']['ndcg_at_10']:>9.1f}"
+                     f"{row['seconds']:>9.0f}")
+    for kind in ("passkey", "needle"):
+        table = report["synthetic"][kind]
+        lengths = list(table)
+        lines.append(f"\n{kind} retrieval, accuracy@1 x 100 by document length (tokens)")
+        lines.append(f"  {'system':<24}" + "".join(f"{length:>8}" for length in lengths))
+        for name in next(iter(table.values())):
+            lines.append(f"  {name:<24}" + "".join(f"{table[length][name]:>8.1f}" for length in lengths))
+    chunks = report["chunks"]
+    lines.append(f"\npassage retrieval among {chunks['chunks']} chunks of {chunks['documents']} documents "
+                 f"({chunks['queries']} queries): contextual (one pass over the document) vs independent chunks")
+    for name, row in chunks["systems"].items():
+        lines.append(f"  {name:<36} accuracy@1 {row['accuracy_at_1']:6.1f}   nDCG@10 {row['ndcg_at_10']:6.1f}")
+    return "\n".join(lines)
+
+
+def plot_long(report: dict, path: Path) -> None:
+    """Two panels: known-item accuracy@1 by depth band; passkey and needle accuracy@1 by length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (depth_axes, length_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
+    bands = _band_names()
+    for name, row in report["known_item"]["systems"].items():
+        present = [b for b in bands if b in row["bands"]]
+        depth_axes.plot([bands.index(b) for b in present], [row["bands"][b]["accuracy_at_1"] for b in present],
+                        marker="o", label=name)
+    depth_axes.set_xticks(range(len(bands)), bands)
+    depth_axes.set_xlabel("depth of the query passage in its document (tokens)")
+    depth_axes.set_ylabel("accuracy@1 (%)")
+    depth_axes.set_title("Known-item retrieval over held-out long documents")
+    for kind, style in (("passkey", "-"), ("needle", "--")):
+        table = report["synthetic"][kind]
+        lengths = [int(x) for x in table]
+        for name in next(iter(table.values())):
+            length_axes.plot(lengths, [table[str(x)][name] for x in lengths], style,
+                             marker="o", label=f"{name} {kind}")
+    length_axes.set_xscale("log", base=2)
+    length_axes.set_xlabel("document length (tokens)")
+    length_axes.set_ylabel("accuracy@1 (%)")
+    length_axes.set_title("Passkey (solid) and needle (dashed) retrieval")
+    for axes in (depth_axes, length_axes):
+        axes.grid(True, alpha=0.3)
+        axes.set_ylim(-2, 102)
+    depth_axes.legend(fontsize=7)
+    length_axes.legend(fontsize=6, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

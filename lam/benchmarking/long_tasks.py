@@ -141,7 +141,7 @@ def passkey_task(filler: list[str], tokenizer, length: int, candidates: int = 20
         key = int(rng.integers(10000, 100000))
         fact = f"{name}'s pass key is {key}. Remember it. {key} is the pass key of {name}."
         documents.append(_insert(parts, fact, float(rng.random())))
-        queries.append(Query(f"What is the pass key of {name}? The pass key of {name} is {key}.", index, length))
+        queries.append(Query(f"What is the pass key of {name}?", index, length))
     return RetrievalTask(f"passkey_{length}", documents, queries)
 
 

@@ -59,6 +59,18 @@ def add_distill_command(subparsers) -> argparse.ArgumentParser:
     stage2.add_argument("--similarity-weight", type=float, default=1.0)
     stage2.set_defaults(func=_deferred("run_stage2"))
 
+    stage3 = stages.add_parser("stage3", help="long documents: passages find their document (contrastive), "
+                                              "short texts keep the teacher's embeddings")
+    _common(stage3, steps=300, lr=2e-4)
+    stage3.add_argument("--init", required=True, help="run directory or built-in model name to start from")
+    stage3.add_argument("--scope", choices=TRAINABLE_SCOPES, default="mixers")
+    stage3.add_argument("--curriculum", default="0:512:16,100:2048:8,200:8192:4",
+                        help="first_step:tokens_per_document:documents_per_batch, comma-separated")
+    stage3.add_argument("--temperature", type=float, default=0.05)
+    stage3.add_argument("--distill-weight", type=float, default=1.0)
+    stage3.add_argument("--similarity-weight", type=float, default=1.0)
+    stage3.set_defaults(func=_deferred("run_stage3"))
+
     export = stages.add_parser("export", help="write the shipped safetensors file from a stage-2 run")
     export.add_argument("--run", type=Path, required=True, help="stage-2 run directory")
     export.add_argument("--out", type=Path, required=True)

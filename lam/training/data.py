@@ -86,6 +86,12 @@ class TextMix:
         long_articles = [a for a in articles if len(a.split()) >= min_long_words]
         return cls(load_sentences(data_dir), wikipedia_paragraphs(articles), long_articles + load_books(data_dir))
 
+    @classmethod
+    def short_texts(cls, data_dir: Path = DEFAULT_DATA_DIR) -> "TextMix":
+        """Sentences and the paragraphs of the training side of the long-document split only."""
+        _, articles = long_split(data_dir, "train")
+        return cls(load_sentences(data_dir), wikipedia_paragraphs(articles), [])
+
     def batch(self, seed: int, step: int, batch_size: int, long_fraction: float = 0.0,
               paragraph_fraction: float = 0.3, long_batch_size: int = 2,
               long_words: tuple[int, int] = (200, 2500)) -> tuple[list[str], bool]:
@@ -101,15 +107,12 @@ class TextMix:
                 for p in is_paragraph], False
 
 
-# The long-document model holds out every fifth Gutenberg book by sorted title (a superset of
-# the tenth held out above) and every tenth Wikipedia article by sorted title, for
-# `lam compare --long`.
-LONG_HELDOUT_BOOK_EVERY = 5
-HELDOUT_ARTICLE_EVERY = 10
-
-
-def _held_out(index: int, every: int) -> bool:
-    return index % every == every - 1
+# The long-document split, by index in title order. Test: every fifth book (a superset of the
+# tenth held out above) and every tenth Wikipedia article, for `lam compare --long`. Validation
+# (checkpoint choice during training): books 2 mod 5 and articles 4 mod 10. Train: the rest.
+LONG_SPLITS = ("train", "validation", "test")
+_BOOK_SPLIT = {4: "test", 2: "validation"}
+_ARTICLE_SPLIT = {9: "test", 4: "validation"}
 
 
 def load_titled(path: Path) -> list[dict]:
@@ -117,16 +120,18 @@ def load_titled(path: Path) -> list[dict]:
     return sorted(_jsonl(path), key=lambda record: record["title"])
 
 
-def long_split(data_dir: Path = DEFAULT_DATA_DIR, heldout: bool = False) -> tuple[list[str], list[str]]:
-    """(books, Wikipedia articles) on the training or the held-out side of the long-document split."""
+def long_split(data_dir: Path = DEFAULT_DATA_DIR, split: str = "train") -> tuple[list[str], list[str]]:
+    """(books, Wikipedia articles) of one side ("train", "validation" or "test") of the long-document split."""
+    if split not in LONG_SPLITS:
+        raise ValueError(f"split must be one of {LONG_SPLITS}, got {split!r}")
     books = load_titled(data_dir / "longdocs" / "gutenberg.jsonl.gz")
     articles = load_titled(data_dir / "corpus" / "wikipedia.jsonl.gz")
-    return ([b["text"] for i, b in enumerate(books) if _held_out(i, LONG_HELDOUT_BOOK_EVERY) == heldout],
-            [a["text"] for i, a in enumerate(articles) if _held_out(i, HELDOUT_ARTICLE_EVERY) == heldout])
+    return ([b["text"] for i, b in enumerate(books) if _BOOK_SPLIT.get(i % 5, "train") == split],
+            [a["text"] for i, a in enumerate(articles) if _ARTICLE_SPLIT.get(i % 10, "train") == split])
 
 
-def long_eval_documents(data_dir: Path = DEFAULT_DATA_DIR, min_article_words: int = 1000) -> list[str]:
-    """Held-out candidates of the known-item task: the books, then the articles of at least
+def long_eval_documents(data_dir: Path = DEFAULT_DATA_DIR, split: str = "test", min_article_words: int = 1000) -> list[str]:
+    """Candidates of the known-item task: the split's books, then its articles of at least
     `min_article_words` words."""
-    books, articles = long_split(data_dir, heldout=True)
+    books, articles = long_split(data_dir, split)
     return books + [a for a in articles if len(a.split()) >= min_article_words]

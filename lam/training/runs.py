@@ -68,6 +68,46 @@ def run_stage2(args) -> None:
     (args.out / "eval.json").write_text(json.dumps(scores, indent=2))
 
 
+def student_from(init: str, position_policy: str | None = None):
+    """A student initialised from a run directory's checkpoint or a built-in model's shipped tensors."""
+    from ..registry import BUILTIN_MODELS, shipped_weights
+
+    if init in BUILTIN_MODELS:
+        tensors, overrides = shipped_weights(init)
+        model, _ = build_student(position_policy=position_policy or overrides.get("position_policy", "clamp"))
+        load_tensors(model, {k: torch.from_numpy(v.astype("float32")) for k, v in tensors.items()})
+        return model
+    run = json.loads((Path(init) / RUN_FILE).read_text())
+    model, _ = build_student(position_policy=position_policy or run["position_policy"])
+    load_tensors(model, load_checkpoint(Path(init) / CHECKPOINT_NAME)["model"])
+    return model
+
+
+def run_stage3(args) -> None:
+    from .evaluation import long_validation
+    from .long_contrastive import LongCurriculum, LongDocuments, long_contrastive_loss
+
+    _set_threads(args)
+    torch.manual_seed(args.seed)
+    model = student_from(args.init)
+    params = set_trainable(model, args.scope)
+    teacher = Teacher(teacher_dir())
+    tokens = TextTokens(teacher_dir() / "tokenizer.json")
+    step_loss = long_contrastive_loss(model, teacher, tokens, LongDocuments.load(args.data_dir),
+                                      TextMix.short_texts(args.data_dir), args.seed,
+                                      LongCurriculum.parse(args.curriculum), args.temperature, args.batch_size,
+                                      args.max_tokens, args.distill_weight, args.similarity_weight)
+    _record_run(args, position_policy=model.config.position_policy)
+    run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, stop_at=args.stop_at,
+             description="stage3")
+    if args.stop_at is not None and args.stop_at < args.steps:
+        return
+    scores = {"stsb_dev_spearman": round(student_stsb_spearman(model, tokens), 5),
+              "long_validation": long_validation(model, tokens)}
+    print(json.dumps(scores))
+    (args.out / "eval.json").write_text(json.dumps(scores, indent=2))
+
+
 def run_export(args) -> None:
     _set_threads(args)
     run = json.loads((args.run / RUN_FILE).read_text())
