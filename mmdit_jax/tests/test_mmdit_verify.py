@@ -1,6 +1,6 @@
 """`python -m mmdit_jax.verify`: one PASS/FAIL line per check, non-zero exit on failure."""
 
-from mmdit_jax import verify
+from mmdit_jax import verify_installation as verify
 
 
 def test_all_checks_pass(capsys):

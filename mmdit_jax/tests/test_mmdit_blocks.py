@@ -12,6 +12,7 @@ from mmdit_jax import (
     full_attention_mask,
     layer_norm,
     make_modality_causal,
+    unstack_blocks,
 )
 
 KEY = jax.random.PRNGKey(0)
@@ -52,8 +53,8 @@ def test_fresh_block_is_identity_with_mask(tiny, make_tokens):
 
 def test_every_modulation_parameter_starts_at_zero(tiny):
     model = MMDiT(2, (8, 6), (3, 4), dim_cond=16, timestep_embed_dim=8, **tiny, key=KEY)
-    modulations = [m.linear for block in model.blocks for m in block.modulations]
-    modulations += [final.modulation.linear for final in model.final_layers]
+    modulations = [m.linear for block in unstack_blocks(model.blocks) for m in block.modulations]
+    modulations += [final.norm.modulation.linear for final in model.final_layers]
     assert len(modulations) == 2 * 2 + 2
     for linear in modulations:
         assert bool(jnp.all(linear.weight == 0)) and bool(jnp.all(linear.bias == 0))

@@ -11,7 +11,7 @@ from mmdit_jax import (
     fallback_attention,
     uses_native_attention,
 )
-from mmdit_jax import attention as attention_module
+from mmdit_jax import helpers as attention_module
 
 needs_native = pytest.mark.skipif(
     not HAS_NATIVE_DOT_PRODUCT_ATTENTION, reason="this JAX has no jax.nn.dot_product_attention"
