@@ -103,4 +103,4 @@ def check_timesteps(timestep, num_conditions: int, multiple_conditions: bool) ->
                 f"timestep {index} must be a scalar per example, got shape {jnp.shape(t)}; "
                 "use jax.vmap for batches"
             )
-    return tuple(jnp.asarray(t).astype(jnp.float32) for t in timesteps)
+    return tuple(jnp.asarray(t, dtype=jnp.float32) for t in timesteps)
