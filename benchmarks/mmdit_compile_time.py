@@ -2,10 +2,12 @@
 
 The model is built abstractly (`eqx.filter_eval_shape`) and the training step is lowered
 from shapes only, so SD3.5-medium widths compile without allocating their parameters.
-Each configuration is lowered and compiled once; rows are interleaved over depths.
+Rounds go over every configuration in turn (interleaved); the summary gives the median and
+the minimum compile time of each, the median CPU seconds of compiling, and the load average
+seen while measuring it.
 
-    python benchmarks/mmdit_compile_time.py                     # depths 2 4 8 16, all modes
-    python benchmarks/mmdit_compile_time.py --depths 16 --modes scan
+    python benchmarks/mmdit_compile_time.py                     # depths 2 4 8 16, all modes, 1 round
+    python benchmarks/mmdit_compile_time.py --depths 16 --modes scan scan_remat --repeats 3
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 
 import equinox as eqx
@@ -38,6 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ff-mult", type=int, default=4)
     parser.add_argument("--seq-lens", type=int, nargs=2, default=[1024, 256], help="image and text tokens")
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over all configurations")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     return parser.parse_args()
 
@@ -65,16 +69,20 @@ def flow_matching_loss(model: MMDiT, tokens: tuple[jax.Array, ...], times: jax.A
     return sum(jnp.mean(jnp.square(out)) for out in outputs)
 
 
-def compile_seconds(args: argparse.Namespace, depth: int, mode: str) -> tuple[float, float]:
-    """(lowering, compilation) seconds for the value-and-grad step of one configuration."""
+def compile_seconds(args: argparse.Namespace, depth: int, mode: str) -> tuple[float, float, float]:
+    """(lowering, compilation, compilation CPU) seconds for the value-and-grad step of one configuration.
+
+    XLA compiles on one thread, so the CPU seconds estimate the time on an idle machine
+    when other work slows the wall clock down.
+    """
     tokens = tuple(jax.ShapeDtypeStruct((args.batch, n, args.width), jnp.float32) for n in args.seq_lens)
     times = jax.ShapeDtypeStruct((args.batch,), jnp.float32)
     step = jax.jit(jax.value_and_grad(flow_matching_loss))
     start = time.perf_counter()
     lowered = step.lower(abstract_model(args, depth, mode), tokens, times)
-    lowered_at = time.perf_counter()
+    lowered_at, cpu_start = time.perf_counter(), time.process_time()
     lowered.compile()
-    return lowered_at - start, time.perf_counter() - lowered_at
+    return lowered_at - start, time.perf_counter() - lowered_at, time.process_time() - cpu_start
 
 
 def main() -> None:
@@ -82,13 +90,25 @@ def main() -> None:
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, load average {os.getloadavg()[0]:.1f}")
     print(f"width {args.width}, {args.heads} heads x {args.dim_head}, ff_mult {args.ff_mult}, "
           f"tokens {args.seq_lens}, batch {args.batch}")
-    print(f"{'depth':>5} {'mode':>10} {'lower s':>8} {'compile s':>9} {'load':>5}")
+    print(f"{'round':>5} {'depth':>5} {'mode':>10} {'lower s':>8} {'compile s':>9} {'cpu s':>6} {'load':>5}")
     rows = []
+    for round_index in range(args.repeats):
+        for depth in args.depths:
+            for mode in args.modes:
+                lower, compile_, cpu = compile_seconds(args, depth, mode)
+                load = os.getloadavg()[0]
+                rows.append(dict(round=round_index, depth=depth, mode=mode, lower_s=lower, compile_s=compile_,
+                                 compile_cpu_s=cpu, load=load))
+                print(f"{round_index:>5} {depth:>5} {mode:>10} {lower:>8.2f} {compile_:>9.2f} {cpu:>6.2f} {load:>5.1f}",
+                      flush=True)
+    print(f"\n{'depth':>5} {'mode':>10} {'median s':>9} {'min s':>7} {'median cpu s':>12} {'loads':>12}")
     for depth in args.depths:
         for mode in args.modes:
-            lower, compile_ = compile_seconds(args, depth, mode)
-            rows.append(dict(depth=depth, mode=mode, lower_s=lower, compile_s=compile_, load=os.getloadavg()[0]))
-            print(f"{depth:>5} {mode:>10} {lower:>8.2f} {compile_:>9.2f} {rows[-1]['load']:>5.1f}", flush=True)
+            mine = [row for row in rows if row["depth"] == depth and row["mode"] == mode]
+            times = [row["compile_s"] for row in mine]
+            cpu = statistics.median(row["compile_cpu_s"] for row in mine)
+            loads = "-".join(f"{row['load']:.1f}" for row in mine)
+            print(f"{depth:>5} {mode:>10} {statistics.median(times):>9.2f} {min(times):>7.2f} {cpu:>12.2f} {loads:>12}")
     if args.json:
         with open(args.json, "w") as file:
             json.dump(dict(jax=jax.__version__, config=vars(args), rows=rows), file, indent=2)

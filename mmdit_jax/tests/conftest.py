@@ -22,6 +22,7 @@ DIM_OUTS = (3, 4)
 SEQ_LENS = (5, 4)
 DIM_COND = 16
 TIMESTEP_EMBED_DIM = 8
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the mmdit_jax source directory
 
 
 def _random_tokens(seq_lens, dims, seed=0):
@@ -124,10 +125,6 @@ def loss_outputs_and_grads():
 def in_context_forward():
     """Jitted `model(tokens, mask)`."""
     return eqx.filter_jit(lambda model, tokens, mask=None: model(tokens, mask))
-
-
-
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")

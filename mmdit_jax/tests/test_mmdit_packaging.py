@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mmdit_jax
 
-PACKAGE_DIR = Path(mmdit_jax.__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the source directory the wheel is built from
 
 
 def requirements(metadata):
