@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmdit_jax import MMDiT, TimestepEmbedding
+from mmdit_jax import TimestepEmbedding
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _compilations = []
