@@ -8,11 +8,11 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: demo test install clean
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py mmdit_jax/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,bench]" -e "./mmdit_jax[test,parity]"
 	$(PY) -c "import lam._cython as c; assert c.AVAILABLE, c.IMPORT_ERROR"
 	touch $@
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from einops import rearrange
 
-from .attention import dot_product_attention_compat
+from .helpers import check_attention_implementation, dot_product_attention_compat
 from .norms import RMSNorm
 
 
@@ -19,6 +19,8 @@ class JointAttention(eqx.Module):
 
     Queries and keys are RMS-normalised per head (QK-norm, separate weights per
     modality), which keeps attention logits bounded as training proceeds.
+    `attention_implementation` (None, "xla" or "cudnn") is passed to
+    `jax.nn.dot_product_attention` where the installed JAX has it.
     """
 
     to_qkv: tuple[eqx.nn.Linear, ...]
@@ -26,9 +28,16 @@ class JointAttention(eqx.Module):
     key_norms: tuple[RMSNorm, ...]
     to_out: tuple[eqx.nn.Linear, ...]
     heads: int = eqx.field(static=True)
+    attention_implementation: str | None = eqx.field(static=True)
 
     def __init__(
-        self, dim_modalities: Sequence[int], dim_head: int = 64, heads: int = 8, *, key: jax.Array
+        self,
+        dim_modalities: Sequence[int],
+        dim_head: int = 64,
+        heads: int = 8,
+        attention_implementation: str | None = None,
+        *,
+        key: jax.Array,
     ):
         dim_inner = dim_head * heads
         qkv_keys, out_keys = jax.random.split(key)
@@ -43,6 +52,7 @@ class JointAttention(eqx.Module):
             for dim, k in zip(dim_modalities, jax.random.split(out_keys, len(dim_modalities)))
         )
         self.heads = heads
+        self.attention_implementation = check_attention_implementation(attention_implementation)
 
     def queries_keys_values(
         self, modality_tokens: Sequence[jax.Array]
@@ -63,7 +73,9 @@ class JointAttention(eqx.Module):
     ) -> tuple[jax.Array, ...]:
         """Tuple of (seq_i, dim_i), mask (total_seq, total_seq) -> tuple of (seq_i, dim_i)."""
         q, k, v = self.queries_keys_values(modality_tokens)
-        attended = dot_product_attention_compat(q, k, v, mask=attention_mask)
+        attended = dot_product_attention_compat(
+            q, k, v, mask=attention_mask, implementation=self.attention_implementation
+        )
         attended = rearrange(attended, "s h d -> s (h d)")
         boundaries = np.cumsum([x.shape[0] for x in modality_tokens])[:-1]
         per_modality = jnp.split(attended, boundaries)

@@ -8,8 +8,13 @@ import jax.numpy as jnp
 
 
 def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
-    """Adaptive affine map `x * (1 + scale) + shift`. x: (seq, dim); shift, scale: (dim,)."""
-    return x * (1 + scale) + shift
+    """Adaptive affine map `x * (1 + scale) + shift` in the dtype of x. x: (seq, dim); shift, scale: (dim,)."""
+    return (x * (1 + scale) + shift).astype(x.dtype)
+
+
+def gated_residual(x: jax.Array, gate: jax.Array, branch: jax.Array) -> jax.Array:
+    """`x + gate * branch` in the dtype of x, so the residual stream keeps the input dtype."""
+    return x + (gate * branch).astype(x.dtype)
 
 
 class AdaptiveModulation(eqx.Module):
@@ -23,11 +28,12 @@ class AdaptiveModulation(eqx.Module):
     num_params: int = eqx.field(static=True)
 
     def __init__(self, dim_cond: int, dim: int, num_params: int, *, key: jax.Array):
-        linear = eqx.nn.Linear(dim_cond, dim * num_params, key=key)
+        # Only the layer's structure is needed: its random initialisation would be overwritten.
+        shape = eqx.filter_eval_shape(eqx.nn.Linear, dim_cond, dim * num_params, key=key)
         self.linear = eqx.tree_at(
             lambda layer: (layer.weight, layer.bias),
-            linear,
-            (jnp.zeros_like(linear.weight), jnp.zeros_like(linear.bias)),
+            shape,
+            (jnp.zeros(shape.weight.shape, shape.weight.dtype), jnp.zeros(shape.bias.shape, shape.bias.dtype)),
         )
         self.num_params = num_params
 

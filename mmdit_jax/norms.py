@@ -1,4 +1,4 @@
-"""Normalisations over the feature (last) axis."""
+"""Normalisations over the feature (last) axis, computed in float32 and returned in the input dtype."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ import jax
 import jax.numpy as jnp
 
 
+def _float32_or_wider(x: jax.Array) -> jax.Array:
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def layer_norm(x: jax.Array, eps: float = 1e-6) -> jax.Array:
     """LayerNorm without learned affine parameters (adaLN supplies them). (..., dim) -> (..., dim)."""
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    variance = jnp.var(x, axis=-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(variance + eps)
+    wide = _float32_or_wider(x)
+    mean = jnp.mean(wide, axis=-1, keepdims=True)
+    variance = jnp.var(wide, axis=-1, keepdims=True)
+    return ((wide - mean) * jax.lax.rsqrt(variance + eps)).astype(x.dtype)
 
 
 class RMSNorm(eqx.Module):
@@ -25,6 +30,7 @@ class RMSNorm(eqx.Module):
         self.eps = eps
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """(..., dim) -> (..., dim)."""
-        mean_square = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
-        return x * jax.lax.rsqrt(mean_square + self.eps) * self.scale
+        """(..., dim) -> (..., dim) in the dtype of x, whatever the dtype of `scale`."""
+        wide = _float32_or_wider(x)
+        mean_square = jnp.mean(jnp.square(wide), axis=-1, keepdims=True)
+        return (wide * jax.lax.rsqrt(mean_square + self.eps) * _float32_or_wider(self.scale)).astype(x.dtype)

@@ -73,7 +73,11 @@ def check_attention_mask(attention_mask, total_seq: int) -> jax.Array | None:
 
 
 def check_timesteps(timestep, num_conditions: int, multiple_conditions: bool) -> tuple[jax.Array, ...]:
-    """Normalise `timestep` to a tuple of scalars, one per conditioning variable."""
+    """Normalise `timestep` to a tuple of float32 scalar arrays, one per conditioning variable.
+
+    Python numbers become arrays here, before any compilation, so a new value is
+    new data rather than a new constant to compile.
+    """
     if multiple_conditions:
         if not isinstance(timestep, (tuple, list)):
             raise ValueError(
@@ -99,4 +103,4 @@ def check_timesteps(timestep, num_conditions: int, multiple_conditions: bool) ->
                 f"timestep {index} must be a scalar per example, got shape {jnp.shape(t)}; "
                 "use jax.vmap for batches"
             )
-    return timesteps
+    return tuple(jnp.asarray(t, dtype=jnp.float32) for t in timesteps)

@@ -1,5 +1,6 @@
 """dot_product_attention_compat: the einsum fallback agrees with jax.nn.dot_product_attention."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,11 +8,14 @@ import pytest
 
 from mmdit_jax import (
     HAS_NATIVE_DOT_PRODUCT_ATTENTION,
+    InContextMMDiT,
+    JointAttention,
+    MMDiT,
     dot_product_attention_compat,
     fallback_attention,
     uses_native_attention,
 )
-from mmdit_jax import attention as attention_module
+from mmdit_jax import helpers as attention_module
 
 needs_native = pytest.mark.skipif(
     not HAS_NATIVE_DOT_PRODUCT_ATTENTION, reason="this JAX has no jax.nn.dot_product_attention"
@@ -174,3 +178,61 @@ def test_bad_shapes_raise(make_args, message):
 def test_non_boolean_mask_raises():
     with pytest.raises(ValueError, match="mask must be boolean"):
         dot_product_attention_compat(*qkv(), mask=jnp.ones((Q_SEQ, K_SEQ)))
+
+
+@pytest.fixture
+def native_calls(monkeypatch):
+    """Keyword arguments of every jax.nn.dot_product_attention call, which still runs."""
+    calls = []
+    native = jax.nn.dot_product_attention
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return native(*args, **kwargs)
+
+    monkeypatch.setattr(jax.nn, "dot_product_attention", recording)
+    return calls
+
+
+@needs_native
+@pytest.mark.parametrize("implementation", [None, "xla"])
+def test_implementation_is_passed_to_jax(implementation, native_calls):
+    q, k, v = qkv()
+    out = dot_product_attention_compat(q, k, v, implementation=implementation)
+    assert [call.get("implementation") for call in native_calls] == [implementation]
+    np.testing.assert_allclose(np.asarray(out), reference_attention(q, k, v), rtol=1e-5, atol=1e-5)
+
+
+@needs_native
+def test_model_attention_implementation_reaches_jax(native_calls, make_tokens):
+    attention = JointAttention((8, 6), dim_head=HEAD_DIM, heads=HEADS, attention_implementation="xla",
+                               key=jax.random.PRNGKey(0))
+    eqx.filter_eval_shape(attention, make_tokens((5, 4), (8, 6)))  # tracing makes the call
+    assert [call["implementation"] for call in native_calls] == ["xla"]
+
+
+@pytest.mark.parametrize("build", [
+    lambda: dot_product_attention_compat(*qkv(), implementation="flash"),
+    lambda: JointAttention((8,), attention_implementation="triton", key=jax.random.PRNGKey(0)),
+    lambda: MMDiT(1, (8,), (3,), attention_implementation="XLA", key=jax.random.PRNGKey(0)),
+], ids=["compat", "joint_attention", "mmdit"])
+def test_unknown_implementation_raises(build):
+    with pytest.raises(ValueError, match="attention_implementation must be one of"):
+        build()
+
+
+def test_without_native_attention_xla_falls_back_and_cudnn_raises(monkeypatch):
+    monkeypatch.setattr(attention_module, "HAS_NATIVE_DOT_PRODUCT_ATTENTION", False)
+    q, k, v = qkv()
+    np.testing.assert_allclose(
+        np.asarray(dot_product_attention_compat(q, k, v, implementation="xla")),
+        reference_attention(q, k, v), rtol=1e-5, atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="cudnn.*needs jax.nn.dot_product_attention"):
+        InContextMMDiT(1, (8,), (3,), attention_implementation="cudnn", key=jax.random.PRNGKey(0))
+
+
+def test_query_key_value_dtypes_must_agree():
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match="dtypes differ"):
+        dot_product_attention_compat(q.astype(jnp.bfloat16), k, v)

@@ -1,5 +1,11 @@
 """Shared fixtures for the mmdit_jax tests: tiny configurations so the suite stays fast on CPU."""
 
+import email.parser
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import equinox as eqx
@@ -8,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmdit_jax import InContextMMDiT, MMDiT
+from mmdit_jax import InContextMMDiT, MMDiT, full_attention_mask
 
 TINY = dict(dim_head=4, heads=2, ff_mult=2)
 DIM_MODALITIES = (8, 6)
@@ -16,6 +22,7 @@ DIM_OUTS = (3, 4)
 SEQ_LENS = (5, 4)
 DIM_COND = 16
 TIMESTEP_EMBED_DIM = 8
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the mmdit_jax source directory
 
 
 def _random_tokens(seq_lens, dims, seed=0):
@@ -95,7 +102,48 @@ def mmdit_forward():
 
 
 @pytest.fixture(scope="session")
+def blocking_mask():
+    """(9, 9) mask over SEQ_LENS in which modality 0 does not attend to modality 1."""
+    return full_attention_mask(SEQ_LENS).at[: SEQ_LENS[0], SEQ_LENS[0]:].set(False)
+
+
+@pytest.fixture(scope="session")
+def loss_outputs_and_grads():
+    """jit(value_and_grad)(mmdit_model, tokens, mask) -> ((loss, outputs), grads), timestep 0.4.
+
+    One function for every gradient test, so models of one structure compile once.
+    """
+
+    def loss(model, tokens, mask):
+        outputs = model(tokens, 0.4, mask)
+        return sum(jnp.mean(jnp.square(out - 1.0)) for out in outputs), outputs
+
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))
+
+
+@pytest.fixture(scope="session")
 def in_context_forward():
     """Jitted `model(tokens, mask)`."""
     return eqx.filter_jit(lambda model, tokens, mask=None: model(tokens, mask))
 
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory):
+    """The mmdit-jax wheel, built from a copy of the package directory (the build writes into its source)."""
+    work = tmp_path_factory.mktemp("mmdit-wheel")
+    source = work / "mmdit_jax"
+    shutil.copytree(
+        PACKAGE_DIR, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__")
+    )
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*command, "--wheel-dir", str(work / "dist"), str(source)], check=True)
+    (wheel,) = (work / "dist").glob("mmdit_jax-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def wheel_metadata(built_wheel):
+    """The wheel's METADATA as an email.message.Message (Requires-Dist, Provides-Extra, ...)."""
+    with zipfile.ZipFile(built_wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return email.parser.Parser().parsestr(archive.read(name).decode())

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mmdit_jax import (
+    AdaptiveLayerNorm,
     AdaptiveModulation,
     JointAttention,
     ModulatedFinalLayer,
@@ -94,7 +95,7 @@ def test_swiglu_formula():
 def test_joint_attention_shapes(make_tokens):
     attention = JointAttention((8, 6, 5), dim_head=4, heads=2, key=KEY)
     tokens = make_tokens((5, 4, 3), (8, 6, 5))
-    outputs = attention(tokens)
+    outputs = eqx.filter_eval_shape(attention, tokens)
     assert [o.shape for o in outputs] == [(5, 8), (4, 6), (3, 5)]
 
 
@@ -114,6 +115,22 @@ def test_joint_attention_mixes_modalities(make_tokens):
     before = attention((first, second))[0]
     after = attention((first, second + 1.0))[0]
     assert not bool(jnp.allclose(before, after))
+
+
+def test_adaptive_layer_norm_starts_as_plain_layer_norm():
+    norm = AdaptiveLayerNorm(8, 16, key=KEY)
+    x = normal((5, 8))
+    np.testing.assert_array_equal(np.asarray(norm(x, normal((16,), seed=1))), np.asarray(layer_norm(x)))
+
+
+def test_adaptive_layer_norm_formula():
+    norm = AdaptiveLayerNorm(8, 16, key=KEY)
+    weight, bias = normal((16, 16), seed=2), normal((16,), seed=3)
+    norm = eqx.tree_at(lambda n: (n.modulation.linear.weight, n.modulation.linear.bias), norm, (weight, bias))
+    x, cond = normal((5, 8)), normal((16,), seed=4)
+    shift, scale = jnp.split(weight @ jax.nn.silu(cond) + bias, 2)
+    expected = layer_norm(x) * (1 + scale) + shift
+    np.testing.assert_allclose(np.asarray(norm(x, cond)), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_modulated_final_layer_at_init_is_layer_norm_then_linear():
