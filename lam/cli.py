@@ -1,4 +1,4 @@
-"""The `lam` command line: demo, encode, compare, build, distill, info."""
+"""The `lam` command line: demo, encode, embed-corpus, compare, build, distill, info."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 
 from .benchmarking.compare import add_arguments as add_compare_arguments
 from .benchmarking.compare import run_command as run_compare_command
+from .corpus.cli import add_embed_corpus_command
 from .training.cli import add_distill_command
 
 DEMO_CORPUS = [
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=run_compare_command)
 
     add_distill_command(commands)
+    add_embed_corpus_command(commands)
 
     info = commands.add_parser("info", help="print versions, devices and (with --model) the model and backend")
     info.add_argument("--model", default=None, help="built-in name or model directory to load")

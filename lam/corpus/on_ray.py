@@ -1,0 +1,108 @@
+"""`embed-corpus --ray`: shards read by Ray tasks, embedded by a LAM actor pool, written by the driver.
+
+The dataset starts as one descriptor per missing shard; tasks read each shard's rows (every
+node must see the input paths), `lam.ray.embed_dataset` embeds them, and this process
+assembles each shard from the returned rows and writes it atomically. It checks every row
+arrives exactly once, so a retried batch (after an actor died) cannot duplicate or lose rows
+unnoticed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+
+from .inputs import Columns, Shard, read_shard
+
+
+def embed_on_ray(address: str, todo: list[Shard], columns: Columns, settings: dict, backend: str,
+                 workers: int | None, cpus_per_worker: int, batch_size: int, sink, embedder_class=None) -> str:
+    """Embed the shards `todo` into `sink` on Ray; returns a description of the actor pool."""
+    from ..ray import LAMEmbedder, embed_dataset, require_ray
+
+    ray = require_ray()
+    with _connected(ray, address), _ordered_quiet_execution(ray):
+        actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+        descriptors = ray.data.from_items([{"shard": shard.to_json()} for shard in todo])
+        rows = descriptors.map_batches(functools.partial(read_rows, columns=columns), batch_size=1,
+                                       batch_format="numpy")
+        embedded = embed_dataset(rows, text_column="text", model=settings["model"], backend=backend,
+                                 num_actors=actors, cpus_per_actor=cpus_per_worker, encode_batch_size=batch_size,
+                                 max_seq_length=settings["max_seq_length"],
+                                 embedder_class=embedder_class or LAMEmbedder)
+        _assemble(embedded.iter_batches(batch_format="numpy", batch_size=None), todo, settings, sink)
+    return f"ray, {actors} actor{'s' * (actors > 1)} of {cpus_per_worker} CPU{'s' * (cpus_per_worker > 1)}"
+
+
+def read_rows(batch: dict[str, np.ndarray], columns: Columns) -> dict[str, np.ndarray]:
+    """Ray task: the rows (row number, id, text) of the shards described in `batch`."""
+    numbers, ids, texts = [], [], []
+    for description in batch["shard"]:
+        shard = Shard.from_json(description)
+        shard_ids, shard_texts = read_shard(shard, columns)
+        numbers.extend(range(shard.first_row, shard.first_row + shard.rows))
+        ids.extend(shard_ids)
+        texts.extend(shard_texts)
+    return {"row": np.asarray(numbers, dtype=np.int64),
+            "id": np.asarray(ids, dtype=np.int64 if columns.id is None else object),
+            "text": np.asarray(texts, dtype=object)}
+
+
+def _assemble(batches, todo: list[Shard], settings: dict, sink) -> None:
+    """Collect returned rows into their shards; write each shard once all its rows are in."""
+    by_first_row = {shard.first_row: shard for shard in todo}
+    shard_size, dimension = settings["shard_size"], settings["dimension"]
+    open_shards: dict[int, dict] = {}
+    for batch in batches:
+        rows = batch["row"]
+        for first_row in np.unique(rows // shard_size * shard_size):
+            shard = by_first_row.get(int(first_row))
+            if shard is None:
+                raise RuntimeError(f"Ray returned row {int(first_row)}, which belongs to no shard of this run")
+            mine = np.flatnonzero(rows // shard_size * shard_size == first_row)
+            positions = rows[mine] - shard.first_row
+            entry = open_shards.setdefault(shard.index, {
+                "seen": np.zeros(shard.rows, bool), "ids": [None] * shard.rows,
+                "embeddings": np.zeros((shard.rows, dimension), np.float32),
+                "token_counts": np.zeros(shard.rows, np.int32)})
+            if entry["seen"][positions].any() or len(np.unique(positions)) != len(positions):
+                raise RuntimeError(f"Ray returned a row of shard {shard.index} twice; nothing of it was written")
+            entry["seen"][positions] = True
+            entry["embeddings"][positions] = np.stack(batch["embedding"][mine])
+            entry["token_counts"][positions] = batch["token_count"][mine]
+            for position, key in zip(positions, batch["id"][mine]):
+                entry["ids"][position] = key.item() if isinstance(key, np.generic) else key
+            sink.progress(len(mine), int(batch["token_count"][mine].sum()))
+            if entry["seen"].all():
+                del open_shards[shard.index]
+                sink.finish(shard, entry["ids"], entry["embeddings"], entry["token_counts"])
+    if open_shards or len(sink.written) < len(todo):
+        raise RuntimeError(f"Ray returned only part of the rows ({len(todo) - len(sink.written)} shards incomplete); "
+                           "rerun to redo them")
+
+
+@contextlib.contextmanager
+def _connected(ray, address: str):
+    """Use the running Ray session, else start ("local") or join ("auto", an address) a cluster."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address, logging_level="WARNING")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _ordered_quiet_execution(ray):
+    """Rows come back in input order (so the driver holds about one shard), without Ray's own bars."""
+    context = ray.data.DataContext.get_current()
+    saved = context.execution_options.preserve_order, context.enable_progress_bars
+    context.execution_options.preserve_order, context.enable_progress_bars = True, False
+    try:
+        yield
+    finally:
+        context.execution_options.preserve_order, context.enable_progress_bars = saved
