@@ -50,10 +50,13 @@ def usable_cores() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def cpu_shares(workers: int, cores: list[int] | None = None) -> list[list[int]]:
-    """Disjoint groups of `cores` for `workers` processes, as even as possible (the first groups
-    get the remainder); with more workers than cores, worker i shares core i mod len(cores)."""
+def cpu_shares(workers: int, cores: list[int] | None = None, size: int | None = None) -> list[list[int]]:
+    """Groups of `cores` for `workers` processes: `size` consecutive cores each (wrapping round
+    when there are too few), else disjoint groups as even as possible (the first get the
+    remainder), or, with more workers than cores, core i mod len(cores) for worker i."""
     cores = usable_cores() if cores is None else cores
+    if size is not None:
+        return [[cores[(i * size + j) % len(cores)] for j in range(size)] for i in range(workers)]
     if workers >= len(cores):
         return [[cores[i % len(cores)]] for i in range(workers)]
     size, extra = divmod(len(cores), workers)
@@ -95,13 +98,14 @@ def limit_threads(threads: int, pin_to: list[int] | None = None) -> None:
     torch.set_num_threads(threads)
 
 
-def start_pool(spec: dict, target_devices: list[str] | None = None) -> dict:
-    """Start one spawned worker per device; see the module docstring for the pool's shape."""
+def start_pool(spec: dict, target_devices: list[str] | None = None, threads_per_worker: int | None = None) -> dict:
+    """Start one spawned worker per device; see the module docstring for the pool's shape.
+    CPU workers split the cores evenly, or get `threads_per_worker` cores each."""
     import multiprocessing
 
     devices = [str(d) for d in (target_devices or default_devices())]
     cpu_workers = sum(d == "cpu" for d in devices)
-    shares = iter(cpu_shares(cpu_workers) if cpu_workers else [])
+    shares = iter(cpu_shares(cpu_workers, size=threads_per_worker) if cpu_workers else [])
     context = multiprocessing.get_context("spawn")
     inputs, outputs = context.Queue(), context.Queue()
     processes = []

@@ -10,14 +10,12 @@ Needs the `ray` extra: pip install "lam-embeddings[ray]".
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from .multiprocess import embed_chunk, limit_threads
 
-# Ray 2.9 added `concurrency=` to map_batches and deprecated `compute=`; Ray 2.51 deprecated
-# `concurrency=` again in favour of `compute=ActorPoolStrategy(size=n)`.
+# Ray 2.9 added `concurrency=` to map_batches for actor pools, in place of `compute=`; Ray 2.51
+# deprecated it again in favour of `compute=ActorPoolStrategy(size=n)`. The `ray` extra needs >= 2.9.
 CONCURRENCY_DEPRECATED_IN = (2, 51)
 
 
@@ -32,19 +30,16 @@ def require_ray():
     return ray
 
 
-def actor_pool_arguments(num_actors: int, ray_version: str | None = None, map_batches=None) -> dict:
-    """The `map_batches` keyword arguments for a fixed pool of `num_actors` actors in this Ray:
-    `compute=ActorPoolStrategy(...)` before 2.9 and from 2.51, `concurrency=n` in between."""
+def actor_pool_arguments(num_actors: int, ray_version: str | None = None) -> dict:
+    """The `map_batches` keyword arguments for a fixed pool of `num_actors` actors in this Ray
+    (or `ray_version`): `concurrency=n` before 2.51, `compute=ActorPoolStrategy(size=n)` from 2.51."""
     ray = require_ray()
+    version = tuple(int(part) for part in (ray_version or ray.__version__).split(".")[:2])
+    if version < CONCURRENCY_DEPRECATED_IN:
+        return {"concurrency": num_actors}
     from ray.data import ActorPoolStrategy
 
-    version = tuple(int(part) for part in (ray_version or ray.__version__).split(".")[:2])
-    parameters = inspect.signature(map_batches or ray.data.Dataset.map_batches).parameters
-    if "concurrency" not in parameters:
-        return {"compute": ActorPoolStrategy(min_size=num_actors, max_size=num_actors)}
-    if version >= CONCURRENCY_DEPRECATED_IN:
-        return {"compute": ActorPoolStrategy(size=num_actors)}
-    return {"concurrency": num_actors}
+    return {"compute": ActorPoolStrategy(size=num_actors)}
 
 
 def assigned_cpus() -> int:

@@ -143,17 +143,18 @@ def test_a_bad_row_stops_with_file_and_row_and_keeps_finished_shards(model, smal
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    bad = list(texts[1000:])
-    bad[300] = None
-    pq.write_table(pa.table({"doc_id": ids[1000:], "body": bad}), tmp_path / "corpus" / "b.parquet",
-                   row_group_size=300)
+    def write_b(bodies):
+        pq.write_table(pa.table({"doc_id": ids[1000:], "body": bodies}), tmp_path / "corpus" / "b.parquet",
+                       row_group_size=300)
+
+    write_b(texts[1000:1300] + [None] + texts[1301:])
     with pytest.raises(CorpusInputError, match=r"b\.parquet: row 300: 'body' is null, not a string"):
         run(tmp_path / "corpus", tmp_path / "out", small_lam_dir)
     assert sorted(p.name for p in (tmp_path / "out").glob("part-*")) == ["part-000000.parquet", "part-000001.parquet"]
     assert temporaries(tmp_path / "out") == []
     assert_every_id_once_and_embeddings_match(read_output(tmp_path / "out"), ids[:1000], texts[:1000], model, atol=1e-5)
 
-    write_corpus(tmp_path / "corpus", texts, jsonl_rows=1000)
+    write_b(texts[1000:])
     summary = run(tmp_path / "corpus", tmp_path / "out", small_lam_dir)
     assert (summary["shards_kept"], summary["shards_written"]) == (2, 2)
     assert_every_id_once_and_embeddings_match(read_output(tmp_path / "out"), ids, texts, model, atol=1e-5)

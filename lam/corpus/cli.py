@@ -31,7 +31,8 @@ def add_embed_corpus_command(commands) -> None:
     parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="rows per output shard")
     parser.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: min(4, cores)) or Ray actors (default: cluster CPUs)")
-    parser.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (threads) per Ray actor")
+    parser.add_argument("--cpus-per-worker", type=int, default=None,
+                        help="threads per worker (default: local, the cores split evenly; Ray, 1 CPU per actor)")
     parser.add_argument("--chunk-size", type=int, default=None, help="rows per task sent to a local worker")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
     parser.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")
@@ -59,7 +60,7 @@ def run_embed_corpus(args) -> int:
                                progress=not args.no_progress)
     except CorpusInputError as err:
         raise SystemExit(f"lam embed-corpus: {err}\nFinished shards are kept: fix the input and rerun.") from None
-    except ValueError as err:
+    except (ValueError, ImportError) as err:
         raise SystemExit(f"lam embed-corpus: {err}") from None
     except KeyboardInterrupt:
         print("\nlam embed-corpus: interrupted; rerun the same command to embed the missing shards", file=sys.stderr)
@@ -69,9 +70,10 @@ def run_embed_corpus(args) -> int:
 
 
 def format_summary(summary: dict) -> str:
-    seconds = summary["seconds"]
+    started = (f" (first rows after {summary['first_rows_seconds']:.1f} s)" if "first_rows_seconds" in summary else "")
     return (f"embedded {summary['rows_embedded']:,} rows ({summary['tokens_embedded']:,} tokens) in "
-            f"{summary['shards_written']} shards in {seconds:.1f} s: {summary['rows_per_second']:,.1f} rows/s, "
-            f"{summary['tokens_per_second']:,.0f} tokens/s ({summary['engine']})\n"
+            f"{summary['shards_written']} shards in {summary['seconds']:.1f} s{started}: "
+            f"{summary['rows_per_second']:,.1f} rows/s, {summary['tokens_per_second']:,.0f} tokens/s "
+            f"({summary['engine']})\n"
             f"kept {summary['shards_kept']} finished shards; {summary['output']} now holds all "
             f"{summary['rows']:,} rows ({summary['tokens']:,} tokens) in {summary['shards']} shards")

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
+import logging
+import math
+import re
 
 import numpy as np
 
-from .inputs import Columns, Shard, read_shard
+from .inputs import Columns, CorpusInputError, Shard, read_shard
+
+RAY_BATCH_ROWS = 256  # rows per call of an actor
+PIECES_PER_ACTOR = 4  # read tasks per actor at least (shards are split when there are fewer)
 
 
 def embed_on_ray(address: str, todo: list[Shard], columns: Columns, settings: dict, backend: str,
@@ -25,29 +32,59 @@ def embed_on_ray(address: str, todo: list[Shard], columns: Columns, settings: di
     ray = require_ray()
     with _connected(ray, address), _ordered_quiet_execution(ray):
         actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
-        descriptors = ray.data.from_items([{"shard": shard.to_json()} for shard in todo])
-        rows = descriptors.map_batches(functools.partial(read_rows, columns=columns), batch_size=1,
-                                       batch_format="numpy")
+        rows = _one_block_each(ray, _pieces(todo, actors)).map_batches(functools.partial(read_rows, columns=columns),
+                                                             batch_size=1, batch_format="numpy")
         embedded = embed_dataset(rows, text_column="text", model=settings["model"], backend=backend,
-                                 num_actors=actors, cpus_per_actor=cpus_per_worker, encode_batch_size=batch_size,
+                                 num_actors=actors, cpus_per_actor=cpus_per_worker, batch_size=RAY_BATCH_ROWS,
+                                 encode_batch_size=batch_size,
                                  max_seq_length=settings["max_seq_length"],
                                  embedder_class=embedder_class or LAMEmbedder)
-        _assemble(embedded.iter_batches(batch_format="numpy", batch_size=None), todo, settings, sink)
+        try:
+            _assemble(embedded.iter_batches(batch_format="numpy", batch_size=None), todo, settings, sink)
+        except Exception as err:  # noqa: BLE001 - Ray wraps a bad row's error in its own types
+            message = _input_error(err)
+            if message is None:
+                raise
+            raise CorpusInputError(message) from None
     return f"ray, {actors} actor{'s' * (actors > 1)} of {cpus_per_worker} CPU{'s' * (cpus_per_worker > 1)}"
 
 
 def read_rows(batch: dict[str, np.ndarray], columns: Columns) -> dict[str, np.ndarray]:
-    """Ray task: the rows (row number, id, text) of the shards described in `batch`."""
+    """Ray task: the rows (row number, id, text) [start, stop) of the shards described in `batch`.
+
+    A piece reads its whole shard and keeps its rows (JSONL offsets are planned per shard);
+    pieces exist only when there are too few shards to keep every actor busy, and reading a
+    shard costs little next to embedding it.
+    """
     numbers, ids, texts = [], [], []
-    for description in batch["shard"]:
+    for description, start, stop in zip(batch["shard"], batch["start"], batch["stop"]):
         shard = Shard.from_json(description)
         shard_ids, shard_texts = read_shard(shard, columns)
-        numbers.extend(range(shard.first_row, shard.first_row + shard.rows))
-        ids.extend(shard_ids)
-        texts.extend(shard_texts)
+        numbers.extend(range(shard.first_row + start, shard.first_row + stop))
+        ids.extend(shard_ids[start:stop])
+        texts.extend(shard_texts[start:stop])
     return {"row": np.asarray(numbers, dtype=np.int64),
             "id": np.asarray(ids, dtype=np.int64 if columns.id is None else object),
             "text": np.asarray(texts, dtype=object)}
+
+
+def _pieces(todo: list[Shard], actors: int) -> list[dict]:
+    """Read tasks: whole shards, or, when there are fewer than PIECES_PER_ACTOR per actor,
+    equal row ranges of each shard."""
+    per_shard = math.ceil(PIECES_PER_ACTOR * actors / len(todo))
+    pieces = []
+    for shard in todo:
+        size = math.ceil(shard.rows / per_shard)
+        pieces += [{"shard": shard.to_json(), "start": start, "stop": min(start + size, shard.rows)}
+                   for start in range(0, shard.rows, size)]
+    return pieces
+
+
+def _one_block_each(ray, items: list[dict]):
+    """A dataset of `items`, one block (so one task) per item, across Ray versions."""
+    parameters = inspect.signature(ray.data.from_items).parameters
+    name = "override_num_blocks" if "override_num_blocks" in parameters else "parallelism"
+    return ray.data.from_items(items, **{name: len(items)})
 
 
 def _assemble(batches, todo: list[Shard], settings: dict, sink) -> None:
@@ -83,6 +120,13 @@ def _assemble(batches, todo: list[Shard], settings: dict, sink) -> None:
                            "rerun to redo them")
 
 
+def _input_error(err: BaseException) -> str | None:
+    """The message of a CorpusInputError raised in a Ray task. Ray Data re-raises it as a
+    UserCodeException that carries the original only as text in its remote traceback."""
+    found = re.search(rf"{CorpusInputError.__name__}: (.+)", str(err))
+    return found.group(1).strip() if found else None
+
+
 @contextlib.contextmanager
 def _connected(ray, address: str):
     """Use the running Ray session, else start ("local") or join ("auto", an address) a cluster."""
@@ -98,11 +142,16 @@ def _connected(ray, address: str):
 
 @contextlib.contextmanager
 def _ordered_quiet_execution(ray):
-    """Rows come back in input order (so the driver holds about one shard), without Ray's own bars."""
+    """Rows come back in input order (so the driver holds about one shard), without Ray Data's
+    own progress bars and progress log lines."""
     context = ray.data.DataContext.get_current()
     saved = context.execution_options.preserve_order, context.enable_progress_bars
+    logger = logging.getLogger("ray.data")
+    level = logger.level
     context.execution_options.preserve_order, context.enable_progress_bars = True, False
+    logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = saved
+        logger.setLevel(level)

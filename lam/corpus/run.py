@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..multiprocess import DEFAULT_CPU_WORKERS, usable_cores
 from .inputs import Columns, CorpusInputError, Shard, plan_shards, read_shard
 from .shards import (exclusive, read_manifest, read_records, remove_shard, remove_temporaries, write_manifest,
                      write_shard)
@@ -29,8 +30,11 @@ class ShardSink:
     rows: int = 0
     tokens: int = 0
     started: float = field(default_factory=time.perf_counter)
+    first: tuple[float, int, int] | None = None  # (seconds, rows, tokens) when the first rows came back
 
     def progress(self, rows: int, tokens: int) -> None:
+        if self.first is None:
+            self.first = (time.perf_counter() - self.started, rows, tokens)
         self.rows += rows
         self.tokens += tokens
         self.bar.update(rows)
@@ -45,14 +49,15 @@ class ShardSink:
 
 def embed_corpus(input_path: str | os.PathLike, output: str | os.PathLike, *, model: str = "LAM-base-v1",
                  backend: str = "auto", text_column: str = "text", id_column: str | None = None,
-                 shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, cpus_per_worker: int = 1,
+                 shard_size: int = DEFAULT_SHARD_SIZE, workers: int | None = None, cpus_per_worker: int | None = None,
                  chunk_size: int | None = None, batch_size: int = 32, max_seq_length: int | None = None,
                  ray_address: str | None = None, progress: bool = True, embedder_class=None) -> dict:
     """Embed every row of `input_path` into Parquet shards in `output`; returns the run's summary.
 
-    Local by default: a pool of `workers` processes (default: min(4, cores), sharing the
-    cores). With `ray_address` ("local" starts a Ray cluster here, "auto" or an address joins
-    one), `workers` Ray actors of `cpus_per_worker` CPUs each (default: all the cluster's CPUs).
+    Local by default: a pool of `workers` processes (default: min(4, cores)) of
+    `cpus_per_worker` threads each (default: the cores split evenly). With `ray_address`
+    ("local" starts a Ray cluster here, "auto" or an address joins one), `workers` Ray actors
+    of `cpus_per_worker` CPUs each (defaults: 1 CPU, as many actors as the cluster has CPUs).
     Shards already finished from the same input and settings are kept, so a rerun after an
     interruption only embeds the missing ones.
     """
@@ -62,6 +67,7 @@ def embed_corpus(input_path: str | os.PathLike, output: str | os.PathLike, *, mo
     from ..teacher import sha256_of
     from ..weights_io import WEIGHTS_NAME
 
+    _require_pyarrow()
     columns = Columns(text_column, id_column)
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,12 +96,13 @@ def embed_corpus(input_path: str | os.PathLike, output: str | os.PathLike, *, mo
                 engine = "nothing to do"
             elif ray_address is None:
                 workers = workers or _default_local_workers()
-                engine = f"local, {workers} worker process{'es' * (workers > 1)}"
-                _embed_locally(encoder, todo, columns, workers, chunk_size, batch_size, sink)
+                threads = cpus_per_worker or max(1, len(usable_cores()) // workers)
+                engine = f"local, {workers} worker process{'es' * (workers > 1)} of {threads} thread{'s' * (threads > 1)}"
+                _embed_locally(encoder, todo, columns, workers, cpus_per_worker, chunk_size, batch_size, sink)
             else:
                 from .on_ray import embed_on_ray
 
-                engine = embed_on_ray(ray_address, todo, columns, settings, backend, workers, cpus_per_worker,
+                engine = embed_on_ray(ray_address, todo, columns, settings, backend, workers, cpus_per_worker or 1,
                                       batch_size, sink, embedder_class)
         seconds = time.perf_counter() - sink.started
         records = {**kept, **sink.written}
@@ -105,11 +112,23 @@ def embed_corpus(input_path: str | os.PathLike, output: str | os.PathLike, *, mo
                         shards=[{"file": f"part-{i:06d}.parquet", "first_row": records[i]["first_row"],
                                  "rows": records[i]["rows"], "tokens": records[i]["tokens"]} for i in sorted(records)])
         write_manifest(folder, manifest)
-    return {"output": str(folder), "engine": engine, "rows": manifest["rows"], "tokens": manifest["tokens"],
-            "shards": len(shards), "shards_kept": len(kept), "shards_written": len(sink.written),
-            "rows_embedded": sink.rows, "tokens_embedded": sink.tokens, "seconds": seconds,
-            "rows_per_second": sink.rows / seconds if seconds else 0.0,
-            "tokens_per_second": sink.tokens / seconds if seconds else 0.0}
+    summary = {"output": str(folder), "engine": engine, "rows": manifest["rows"], "tokens": manifest["tokens"],
+               "shards": len(shards), "shards_kept": len(kept), "shards_written": len(sink.written),
+               "rows_embedded": sink.rows, "tokens_embedded": sink.tokens, "seconds": seconds,
+               "rows_per_second": sink.rows / seconds, "tokens_per_second": sink.tokens / seconds}
+    if sink.first is not None:  # after the first rows: without worker start-up and model loading
+        start, rows, tokens = sink.first
+        summary.update(first_rows_seconds=start, steady_rows_per_second=(sink.rows - rows) / max(seconds - start, 1e-9),
+                       steady_tokens_per_second=(sink.tokens - tokens) / max(seconds - start, 1e-9))
+    return summary
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as err:
+        raise ImportError("embed-corpus reads and writes Parquet with pyarrow: pip install 'lam-embeddings[corpus]'"
+                          f" ({err})") from err
 
 
 def _check_settings(folder: Path, settings: dict) -> None:
@@ -134,13 +153,11 @@ def _kept_records(folder: Path, shards: list[Shard], settings: dict) -> dict[int
 
 
 def _default_local_workers() -> int:
-    from ..multiprocess import DEFAULT_CPU_WORKERS, usable_cores
-
     return max(1, min(DEFAULT_CPU_WORKERS, len(usable_cores())))
 
 
-def _embed_locally(encoder, todo: list[Shard], columns: Columns, workers: int, chunk_size: int | None,
-                   batch_size: int, sink: ShardSink) -> None:
+def _embed_locally(encoder, todo: list[Shard], columns: Columns, workers: int, threads_per_worker: int | None,
+                   chunk_size: int | None, batch_size: int, sink: ShardSink) -> None:
     """Embed `todo` in a pool of CPU workers, at most MAX_SHARDS_IN_FLIGHT shards at a time.
 
     A bad row stops reading new shards; the shards already in flight are finished and
@@ -148,7 +165,7 @@ def _embed_locally(encoder, todo: list[Shard], columns: Columns, workers: int, c
     """
     from ..multiprocess import next_result, start_pool, stop_pool, submit
 
-    pool = start_pool(encoder._worker_spec(), ["cpu"] * workers)
+    pool = start_pool(encoder._worker_spec(), ["cpu"] * workers, threads_per_worker)
     pending = iter(todo)
     in_flight: dict[int, dict] = {}
     input_error: CorpusInputError | None = None
