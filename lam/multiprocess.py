@@ -19,6 +19,7 @@ import math
 import os
 import pickle
 import queue
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -147,7 +148,9 @@ def _worker_main(spec: dict, device: str, share: list[int] | None, parent_pid: i
     """Build the model, then answer tasks until terminated or the parent is gone.
 
     A model that fails to load answers every task with that error, so the caller sees it.
+    Ctrl-C is left to the parent, which stops the pool.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         if share is not None:
             limit_threads(len(share), share if spec["backend"] == "jax" else None)

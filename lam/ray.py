@@ -55,7 +55,9 @@ class LAMEmbedder:
 
     Each batch is sorted by token length and cut into padded batches of at most
     `encode_batch_size` texts (as `LAM.encode` does). The actor computes on as many threads as
-    Ray gave it CPUs (`num_cpus` of map_batches).
+    Ray gave it CPUs (`num_cpus` of map_batches). Ray does not say which cores those are, so
+    actors are not pinned: with the JAX backend, whose CPU thread pool only an affinity mask
+    limits, run one actor per node with all its CPUs.
     """
 
     def __init__(self, model: str = "LAM-base-v1", backend: str = "auto", text_column: str = "text",

@@ -227,3 +227,9 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
         main(["embed-corpus", str(tmp_path / "broken.parquet"), str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="--shard-size must be >= 1"):
         main(["embed-corpus", str(tmp_path), str(tmp_path / "out"), "--shard-size", "0"])
+
+
+def test_importing_lam_and_its_corpus_and_ray_modules_loads_neither_ray_nor_pyarrow():
+    code = ("import sys, lam, lam.cli, lam.corpus, lam.multiprocess, lam.ray; "
+            "print(sorted({'ray', 'pyarrow'} & set(sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -60,7 +60,7 @@ def run_embed_corpus(args) -> int:
                                progress=not args.no_progress)
     except CorpusInputError as err:
         raise SystemExit(f"lam embed-corpus: {err}\nFinished shards are kept: fix the input and rerun.") from None
-    except (ValueError, ImportError) as err:
+    except (ValueError, ImportError, FileNotFoundError) as err:
         raise SystemExit(f"lam embed-corpus: {err}") from None
     except KeyboardInterrupt:
         print("\nlam embed-corpus: interrupted; rerun the same command to embed the missing shards", file=sys.stderr)
@@ -70,6 +70,9 @@ def run_embed_corpus(args) -> int:
 
 
 def format_summary(summary: dict) -> str:
+    if summary["shards_written"] == 0:
+        return (f"nothing to do: {summary['output']} already holds all {summary['rows']:,} rows "
+                f"({summary['tokens']:,} tokens) in {summary['shards']} shards")
     started = (f" (first rows after {summary['first_rows_seconds']:.1f} s)" if "first_rows_seconds" in summary else "")
     return (f"embedded {summary['rows_embedded']:,} rows ({summary['tokens_embedded']:,} tokens) in "
             f"{summary['shards_written']} shards in {summary['seconds']:.1f} s{started}: "

@@ -89,7 +89,7 @@ def embed_corpus(input_path: str | os.PathLike, output: str | os.PathLike, *, mo
 
         kept = _kept_records(folder, shards, settings)
         todo = [s for s in shards if s.index not in kept]
-        with tqdm(total=sum(s.rows for s in todo), unit="rows", desc="embed-corpus", disable=not progress,
+        with tqdm(total=sum(s.rows for s in todo), unit="rows", desc="embed-corpus", disable=not (progress and todo),
                   dynamic_ncols=True) as bar:
             sink = ShardSink(folder, settings, bar)
             if not todo:
