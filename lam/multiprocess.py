@@ -122,9 +122,10 @@ def start_pool(spec: dict, target_devices: list[str] | None = None, threads_per_
 def stop_pool(pool: dict) -> None:
     """Stop the pool's workers and close its queues.
 
-    Queued tasks are dropped and each worker is asked to exit, so that it runs its exit
-    handlers (a terminated process leaks the semaphores it created, e.g. tqdm's lock); a worker
-    still busy after STOP_GRACE_SECONDS is terminated.
+    Queued tasks are dropped (those a waiting worker does not hold the queue's lock over) and
+    each worker is asked to exit, so that it runs its exit handlers (a terminated process leaks
+    the semaphores it created, e.g. tqdm's lock); a worker still busy after STOP_GRACE_SECONDS
+    is terminated.
     """
     with contextlib.suppress(queue.Empty, OSError, ValueError):
         while True:

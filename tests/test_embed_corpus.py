@@ -86,11 +86,12 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes")
-def test_kill_9_mid_run_then_rerun_gives_every_id_once_and_no_partial_shard(corpus, model, small_lam_dir, tmp_path):
-    folder, ids = corpus
-    out = tmp_path / "out"
+def test_kill_9_mid_run_then_rerun_gives_every_id_once_and_no_partial_shard(model, small_lam_dir, tmp_path):
+    texts = TEXTS[:600]
+    folder, out = tmp_path / "corpus", tmp_path / "out"
+    ids = write_corpus(folder, texts, jsonl_rows=300, row_group_size=64)
     command = [sys.executable, "-m", "lam.cli", "embed-corpus", str(folder), str(out), "--model", str(small_lam_dir),
-               "--text-column", "body", "--id-column", "doc_id", "--shard-size", "100", "--workers", "1",
+               "--text-column", "body", "--id-column", "doc_id", "--shard-size", "25", "--workers", "1",
                "--no-progress"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -108,7 +109,7 @@ def test_kill_9_mid_run_then_rerun_gives_every_id_once_and_no_partial_shard(corp
     import pyarrow.parquet as pq
 
     for path in finished:  # every visible shard is whole
-        assert pq.read_table(path).num_rows == 100
+        assert pq.read_table(path).num_rows == 25
     deadline = time.monotonic() + 30
     while any(_alive(pid) for pid in workers):  # workers notice their parent is gone and exit
         assert time.monotonic() < deadline, "pool workers outlived the killed run"
@@ -116,9 +117,9 @@ def test_kill_9_mid_run_then_rerun_gives_every_id_once_and_no_partial_shard(corp
 
     finished[0].write_bytes(finished[0].read_bytes()[:-100])  # a damaged shard and a stale temporary
     (out / ".part-000023.parquet.123.tmp").write_bytes(b"half written")
-    summary = run(folder, out, small_lam_dir, shard_size=100)
+    summary = run(folder, out, small_lam_dir, shard_size=25)
     assert summary["shards_kept"] == len(finished) - 1 and summary["shards_written"] == 24 - summary["shards_kept"]
-    assert_every_id_once_and_embeddings_match(read_output(out), ids, TEXTS, model, atol=1e-5)
+    assert_every_id_once_and_embeddings_match(read_output(out), ids, texts, model, atol=1e-5)
     assert temporaries(out) == [] and json.loads((out / MANIFEST_NAME).read_text())["complete"]
 
 
