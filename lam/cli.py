@@ -1,4 +1,5 @@
-"""The `lam` command line: demo, encode, compare, build, distill, serve, info.
+"""The `lam` command line: demo, encode, embed-corpus, compare, build, distill,
+serve, info.
 
 Building the parser imports nothing heavy (no torch, transformers or JAX), so `lam --help`
 and usage errors are immediate; each command imports what it needs when it runs.
@@ -17,6 +18,7 @@ from .backends import BACKEND_CHOICES
 from .benchmarking.compare import add_arguments as add_compare_arguments
 from .benchmarking.compare import run_command as run_compare_command
 from .serving.cli import add_serve_command
+from .corpus.cli import add_embed_corpus_command
 from .training.cli import add_distill_command
 
 BACKEND_HELP = "auto (default: torch), torch (alias cython) or jax"
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_distill_command(commands)
     add_serve_command(commands)
+    add_embed_corpus_command(commands)
 
     info = commands.add_parser("info", help="print versions, devices and (with --model) the model and backend")
     info.add_argument("--model", default=None, help="built-in name or model directory to load")

@@ -246,14 +246,18 @@ class LAM:
     def encode(self, sentences, prompt_name: str | None = None, prompt: str | None = None, batch_size: int = 32,
                show_progress_bar: bool | None = None, output_value: str | None = "sentence_embedding",
                precision: str = "float32", convert_to_numpy: bool = True, convert_to_tensor: bool = False,
-               device: str | None = None, normalize_embeddings: bool = False, truncate_dim: int | None = None,
-               **kwargs):
+               device: str | list[str] | None = None, normalize_embeddings: bool = False,
+               truncate_dim: int | None = None, pool: dict | None = None, chunk_size: int | None = None, **kwargs):
         """Embed texts, with the arguments and return types of `SentenceTransformer.encode`.
 
         A string gives a vector (d,), a list of N strings an array (N, d); a tensor with
         `convert_to_tensor`, a list of tensors with `convert_to_numpy=False`. Rows follow the
         input order. `output_value="token_embeddings"` gives one (tokens, d) tensor per text;
         `None` gives a dict per text. Embeddings are already L2-normalised.
+
+        Several processes: `pool=` (from `start_multi_process_pool`) or a list of devices
+        (`device=["cpu", "cpu"]`, a pool for this call only) splits the texts into chunks of
+        `chunk_size` (default: about 10 per worker); tensors then come back on the CPU.
         """
         if kwargs:
             raise ValueError(f"LAM.encode() got unexpected keyword arguments: {sorted(kwargs)}")
@@ -266,15 +270,22 @@ class LAM:
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None:
             _check_positive_int("truncate_dim", truncate_dim)
+        if chunk_size is not None:
+            _check_positive_int("chunk_size", chunk_size)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
         single, texts = _as_text_list(sentences)
         prompt = self._resolve_prompt(prompt, prompt_name)
         if prompt:
             texts = [prompt + text for text in texts]
-        target = torch.device(device) if device is not None else self.device
-
-        sentence, tokens, ids = self._embed(texts, batch_size, show_progress_bar, output_value != "sentence_embedding")
+        keep_tokens = output_value != "sentence_embedding"
+        if pool is not None or (isinstance(device, list) and device):
+            target = torch.device("cpu")
+            sentence, tokens, ids = self._embed_in_processes(texts, pool, device, chunk_size, batch_size,
+                                                             show_progress_bar, keep_tokens)
+        else:
+            target = torch.device(device) if device is not None else self.device
+            sentence, tokens, ids = self._embed(texts, batch_size, show_progress_bar, keep_tokens)
         if truncate_dim is not None:
             sentence = sentence[:, :truncate_dim]
         if normalize_embeddings:
@@ -351,6 +362,55 @@ class LAM:
                 for row, index in enumerate(batch.indices):
                     tokens[index] = hidden[row, : len(token_ids[index])].copy()
         return sentence, tokens, token_ids
+
+    # -- several processes (the sentence-transformers pool contract) -------------------------
+    def _worker_spec(self) -> dict:
+        """What a pool worker needs to rebuild this model: it loads `model_dir` itself."""
+        return {"model_dir": str(self.model_dir), "backend": self.backend, "fallback": self.fallback,
+                "max_seq_length": self.max_seq_length, "max_tokens_per_batch": self.max_tokens_per_batch}
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> dict:
+        """Start one spawned encoder process per device (default: every CUDA device, else
+        min(4, cores) CPU workers sharing the cores); pass the pool to `encode(..., pool=pool)`
+        and end it with `stop_multi_process_pool(pool)`. Workers load the model from `model_dir`
+        with this model's backend and `max_seq_length`."""
+        from .multiprocess import start_pool
+
+        return start_pool(self._worker_spec(), target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: dict) -> None:
+        """Stop the processes of a pool from `start_multi_process_pool`."""
+        from .multiprocess import stop_pool
+
+        stop_pool(pool)
+
+    def encode_multi_process(self, sentences: list[str], pool: dict, prompt_name: str | None = None,
+                             prompt: str | None = None, batch_size: int = 32, chunk_size: int | None = None,
+                             show_progress_bar: bool | None = None, precision: str = "float32",
+                             normalize_embeddings: bool = False, truncate_dim: int | None = None) -> np.ndarray:
+        """Deprecated, as in sentence-transformers: `encode(sentences, pool=pool, ...)` does the same."""
+        warnings.warn("encode_multi_process is deprecated; call encode(..., pool=pool) instead",
+                      DeprecationWarning, stacklevel=2)
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, precision=precision,
+                           normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, pool=pool,
+                           chunk_size=chunk_size)
+
+    def _embed_in_processes(self, texts, pool, devices, chunk_size, batch_size, show_progress_bar, keep_tokens):
+        """`_embed` across a pool, or across a temporary pool on `devices`."""
+        from .multiprocess import embed_in_pool
+
+        if not texts:
+            return self._embed(texts, batch_size, False, keep_tokens)
+        own_pool = pool is None
+        pool = self.start_multi_process_pool(devices) if own_pool else pool
+        try:
+            result = embed_in_pool(pool, texts, chunk_size, batch_size, keep_tokens, show_progress_bar)
+        finally:
+            if own_pool:
+                self.stop_multi_process_pool(pool)
+        return result.sentence, result.tokens or [None] * len(texts), result.token_ids
 
 
 def _check_positive_int(name: str, value) -> None:

@@ -158,7 +158,7 @@ def test_bad_arguments_are_clear_errors(lam_model):
     with pytest.raises(ValueError, match="prompt_name"):
         lam_model.encode(TEXTS, prompt_name="query")
     with pytest.raises(ValueError, match="unexpected keyword"):
-        lam_model.encode(TEXTS, pool=None)
+        lam_model.encode(TEXTS, not_an_argument=None)
     with pytest.raises(TypeError, match="item 1 is int"):
         lam_model.encode(["a", 3])
     with pytest.raises(TypeError, match="got None"):
