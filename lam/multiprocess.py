@@ -14,6 +14,7 @@ pool from the CPU affinity), so JAX workers are also pinned to their cores on Li
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import os
@@ -194,7 +195,8 @@ def embed_chunk(model, texts: list[str], batch_size: int = 32, keep_tokens: bool
 def _picklable(err: Exception) -> Exception:
     """`err`, or a RuntimeError carrying its traceback if it does not survive pickling."""
     try:
-        pickle.loads(pickle.dumps(err))
+        pickle.dumps(err)  # its contents pickle ...
+        copy.deepcopy(err)  # ... and it rebuilds from its reduce tuple, as unpickling in the parent would
         return err
     except Exception:  # noqa: BLE001
         return RuntimeError("".join(traceback.format_exception(err)))
