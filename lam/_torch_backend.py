@@ -9,15 +9,20 @@ import torch
 
 from . import _cython
 from ._torch_model import LAMModel, mean_pool
+from ._torch_precision import prepare_inference
 from .config import LAMConfig
 
 
 class TorchBackend:
-    """Encodes padded batches: input_ids and attention_mask (B, L) int arrays to float32 arrays."""
+    """Encodes padded batches: input_ids and attention_mask (B, L) int arrays to float32 arrays.
+
+    The wide linears run in `compute_precision` (see `lam._torch_precision`).
+    """
 
     name = "torch"
 
-    def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None):
+    def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None,
+                 compute_precision: str = "float32"):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.device_type = self.device.type
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -28,6 +33,8 @@ class TorchBackend:
         self.model = LAMModel(config)
         self.model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
         self.model.eval().to(self.device)
+        prepare_inference(self.model, compute_precision)
+        self.compute_precision = compute_precision
 
     @property
     def kernel(self) -> str:

@@ -174,29 +174,32 @@ class LAMMixer(nn.Module):
         nn.init.constant_(self.slow_proj.bias, logit(self.config.slow_retention_init))
         nn.init.ones_(self.out_norm)
 
-    def gates(self, x, k, v):
-        """Per-token scalars (B, H, L): beta, fast and slow retention, fast and slow read weights."""
-        per_head = lambda proj: torch.sigmoid(self.linear(x, proj)).transpose(1, 2)  # noqa: E731
-        hidden = self.linear(torch.cat([k, v], dim=-1), self.flux_in, "silu")
-        flux = torch.sigmoid(self.linear(hidden, self.flux_out))[..., 0]
-        slow = per_head(self.slow_proj) * (1 - self.config.flux_strength * flux)
-        return (per_head(self.beta_proj), per_head(self.fast_proj), slow,
-                per_head(self.read_fast_proj), per_head(self.read_slow_proj))
+    def project_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The linear projections of x (B, T, d) that feed the delta rule: q, k, v (B, T, inner)
+        before convolution, and the logits of the five per-token gates (B, T, 5, H)."""
+        gate_logits = torch.stack([self.linear(x, proj) for proj in (
+            self.beta_proj, self.fast_proj, self.slow_proj, self.read_fast_proj, self.read_slow_proj)], dim=2)
+        return self.linear(x, self.q_proj), self.linear(x, self.k_proj), self.linear(x, self.v_proj), gate_logits
 
     def delta_rule_inputs(self, x: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """q, k, v (B, H, T, D) and the five gates (B, H, T) of a window x (B, T, d), real (B, T, 1)."""
+        """q, k, v (B, H, T, D) and the five gates (B, H, T) of a window x (B, T, d), real (B, T, 1):
+        beta, fast and slow retention, fast and slow read weights."""
         config = self.config
         batch, length, _ = x.shape
         backward_channels = config.num_backward_heads * config.head_dim
 
-        def heads(proj, conv):
-            h = F.silu(directional_conv(self.linear(x, proj) * real, conv, backward_channels))
+        def heads(h, conv):
+            h = F.silu(directional_conv(h * real, conv, backward_channels))
             return h.view(batch, length, config.num_heads, config.head_dim).transpose(1, 2)
 
-        q = l2_normalize(heads(self.q_proj, self.q_conv), config.qk_norm_eps)
-        k = l2_normalize(heads(self.k_proj, self.k_conv), config.qk_norm_eps)
-        v = heads(self.v_proj, self.v_conv)
-        return (q, k, v, *self.gates(x, k, v))
+        q, k, v, gate_logits = self.project_inputs(x)
+        q = l2_normalize(heads(q, self.q_conv), config.qk_norm_eps)
+        k = l2_normalize(heads(k, self.k_conv), config.qk_norm_eps)
+        v = heads(v, self.v_conv)
+        beta, fast, slow, read_fast, read_slow = torch.sigmoid(gate_logits).permute(2, 0, 3, 1)
+        hidden = self.linear(torch.cat([k, v], dim=-1), self.flux_in, "silu")
+        flux = torch.sigmoid(self.linear(hidden, self.flux_out))[..., 0]
+        return q, k, v, beta, fast, slow * (1 - config.flux_strength * flux), read_fast, read_slow
 
     def output(self, o: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Mixer output (B, T, d) from delta-rule reads o (B, H, T, D) and inputs x (B, T, d)."""
