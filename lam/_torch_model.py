@@ -6,6 +6,7 @@ token blocks that bound the memory of long inputs. Same modules, same parameter 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
@@ -44,16 +45,23 @@ class LAMMixer(plain.LAMMixer):
 
     linear = staticmethod(linear)
 
-    def project_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """As `lam.modeling_lam.LAMMixer.project_inputs`; one matmul when the mixer has a fused
+    def project_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As `lam.modeling_lam.LAMMixer.project_inputs`, in one matmul when the mixer has a fused
         inference copy (`lam._torch_precision.prepare_inference`) and grad mode is off."""
         fused = self.__dict__.get("fused_inputs")
         if fused is None or torch.is_grad_enabled():
             return super().project_inputs(x)
-        inner = self.config.inner_size
         projected = fused(x)
-        return (projected[..., :inner], projected[..., inner:2 * inner], projected[..., 2 * inner:3 * inner],
-                projected[..., 3 * inner:].unflatten(-1, (5, self.config.num_heads)))
+        split = 3 * self.config.inner_size
+        return projected[..., :split], projected[..., split:].unflatten(-1, (5, self.config.num_heads))
+
+    def convolve_inputs(self, qkv: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """As the plain model's (same values); with a prepared fused convolution and grad mode off,
+        q, k and v are convolved in one compiled pass."""
+        fused = self.__dict__.get("fused_convolution")
+        if fused is None or torch.is_grad_enabled() or qkv.device.type != "cpu":
+            return super().convolve_inputs(qkv, real)
+        return F.silu(_cython.directional_conv_cython(qkv, *fused, real[..., 0])).chunk(3, dim=-1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, kernel: str = "chunk",
                 block_tokens: int | None = None) -> torch.Tensor:

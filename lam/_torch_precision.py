@@ -2,7 +2,8 @@
 
 `prepare_inference(model, precision)` gives each wide linear of a `lam._torch_model.LAMModel`
 (the mixer's input projections, fused into one matmul, its output gate and output projection,
-the feed-forward pair) an `InferenceLinear` that `lam._torch_model.linear` calls instead of the
+the feed-forward pair), and, where the compiled kernels are built, the q, k, v convolutions
+one compiled pass (`lam._cython.directional_conv_cython`) an `InferenceLinear` that `lam._torch_model.linear` calls instead of the
 module. Inputs and outputs stay float32; only the matmul changes:
   - "float32": oneDNN (`torch.ops.mkldnn._linear_pointwise`) with the activation fused;
   - "bfloat16": the same oneDNN op on bfloat16 inputs and weights (AVX-512 BF16 where the CPU
@@ -18,9 +19,11 @@ from __future__ import annotations
 import warnings
 from functools import lru_cache
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import _cython
 from .backends import check_compute_precision
 
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None) \
@@ -94,14 +97,23 @@ def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
 
 
 def fused_input_weights(mixer) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mixer's q, k, v and five gate projections as one (3 inner + 5 H, d) weight and bias,
-    rows in the order `project_inputs` splits them (zero bias where a projection has none)."""
+    """The mixer's q, k, v and five gate projections as one (3 inner + 5 H, d) weight and bias, rows
+    in the order `project_inputs` splits them (zero bias where a projection has none)."""
     layers = (mixer.q_proj, mixer.k_proj, mixer.v_proj, mixer.beta_proj, mixer.fast_proj, mixer.slow_proj,
               mixer.read_fast_proj, mixer.read_slow_proj)
     weight = torch.cat([layer.weight for layer in layers])
     bias = torch.cat([layer.bias if layer.bias is not None else layer.weight.new_zeros(layer.out_features)
                       for layer in layers])
     return weight, bias
+
+
+def fused_convolution(mixer) -> tuple[np.ndarray, np.ndarray]:
+    """The q, k, v convolutions side by side for `lam._cython.directional_conv_cython`: taps
+    (K, 3 inner) float32 and the backward-reading channels (3 inner,) uint8."""
+    config = mixer.config
+    taps = torch.cat([mixer.q_conv, mixer.k_conv, mixer.v_conv]).detach().float().cpu().numpy()
+    backward = np.arange(config.inner_size) >= (config.num_heads - config.num_backward_heads) * config.head_dim
+    return np.ascontiguousarray(taps.T), np.tile(backward, 3).astype(np.uint8)
 
 
 def prepare_inference(model, precision: str = "float32") -> None:
@@ -114,6 +126,8 @@ def prepare_inference(model, precision: str = "float32") -> None:
         for layer in model.layers:
             mixer = layer.mixer
             mixer.__dict__["fused_inputs"] = InferenceLinear(*fused_input_weights(mixer), precision)
+            if _cython.AVAILABLE and mixer.q_conv.device.type == "cpu":
+                mixer.__dict__["fused_convolution"] = fused_convolution(mixer)
             for module in (mixer.gate_proj, mixer.o_proj, layer.ffn_in, layer.ffn_out):
                 module.__dict__["inference_linear"] = InferenceLinear(module.weight, module.bias, precision)
     model.compute_precision = precision
