@@ -248,8 +248,9 @@ def directional_conv_forward(x, taps, mask, backward, int num_threads=0):
         raise ValueError(f"num_threads must be >= 0, got {num_threads}")
     out = np.empty((batch, length, channels), dtype=np.float32)
     # Runs of neighbouring channels with one direction, so the inner loops are contiguous.
-    edges = [0] + [c for c in range(1, channels) if backward[c] != backward[c - 1]] + [channels]
-    runs = np.asarray([(a, b, backward[a]) for a, b in zip(edges[:-1], edges[1:])], dtype=np.intp).reshape(-1, 3)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(backward)) + 1]).astype(np.intp)
+    stops = np.append(starts[1:], channels).astype(np.intp)
+    runs = np.ascontiguousarray(np.stack([starts, stops, backward[starts].astype(np.intp)], axis=1))
     if out.size == 0:
         return out
     if num_threads == 0:
