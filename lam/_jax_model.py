@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._jax_core import HIGHEST, delta_rule
+from .backends import check_compute_precision
 from .config import LAMConfig
 from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
@@ -47,7 +48,7 @@ WIDE_LINEARS = (("mixer", "in_proj"), ("mixer", "o_proj"), ("ffn_in",), ("ffn_ou
 def with_compute_precision(params, precision: str):
     """`params` with the wide linears' kernels (WIDE_LINEARS of every layer) in `precision`:
     "float32" (unchanged), "bfloat16", or "int8" (symmetric, per output column, plus "kernel_scale")."""
-    if precision == "float32":
+    if check_compute_precision(precision) == "float32":
         return params
     layers = []
     for layer in params["layers"]:
@@ -65,10 +66,8 @@ def _linear_in_precision(params, precision: str):
     kernel = jnp.asarray(params["kernel"], jnp.float32)
     if precision == "bfloat16":
         return {**params, "kernel": kernel.astype(jnp.bfloat16)}
-    if precision == "int8":
-        scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=0), 1e-12) / 127
-        return {**params, "kernel": jnp.round(kernel / scale).astype(jnp.int8), "kernel_scale": scale}
-    raise ValueError(f"compute_precision must be one of float32, bfloat16, int8; got {precision!r}")
+    scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=0), 1e-12) / 127
+    return {**params, "kernel": jnp.round(kernel / scale).astype(jnp.int8), "kernel_scale": scale}
 
 
 def layer_norm(params, x, eps: float):
