@@ -1,5 +1,6 @@
 """LAM(compute_precision=...): bfloat16 and int8 matmuls give finite unit embeddings close to
-float32 on both backends; the fused inference path of the torch backend equals the plain model."""
+float32 on both backends; the torch backend's fused inference path equals the plain model, and
+short inputs run on one thread without changing the caller's thread count."""
 
 from __future__ import annotations
 
@@ -63,3 +64,23 @@ def test_prepared_float32_path_equals_the_plain_model(make_tiny_model):
         out = model(ids, mask).last_hidden_state
         out[real].sum().backward()
     assert model.layers[0].mixer.q_proj.weight.grad is not None
+
+
+def test_short_inputs_run_on_one_thread_and_restore_the_count(lam_cache, monkeypatch):
+    import lam._torch_backend as torch_backend
+
+    model = LAM("LAM-base-v1", backend="torch", fallback=False)
+    threads = torch.get_num_threads()
+    seen = []
+    original = torch_backend.one_torch_thread
+
+    def spy(enabled=True):
+        seen.append(enabled)
+        return original(enabled)
+
+    monkeypatch.setattr(torch_backend, "one_torch_thread", spy)
+    short = model.encode(TEXTS[:2])
+    assert seen == [True] and torch.get_num_threads() == threads
+    monkeypatch.setattr(torch_backend, "ONE_THREAD_TOKENS", 0)
+    np.testing.assert_allclose(model.encode(TEXTS[:2]), short, rtol=0, atol=1e-6)
+    assert seen == [True, False] and torch.get_num_threads() == threads
