@@ -2,9 +2,10 @@
 
 `prepare_inference(model, precision)` gives each wide linear of a `lam._torch_model.LAMModel`
 (the mixer's input projections, fused into one matmul, its output gate and output projection,
-the feed-forward pair), and, where the compiled kernels are built, the q, k, v convolutions
-one compiled pass (`lam._cython.directional_conv_cython`) an `InferenceLinear` that `lam._torch_model.linear` calls instead of the
-module. Inputs and outputs stay float32; only the matmul changes:
+the feed-forward pair) an `InferenceLinear` that `lam._torch_model.linear` calls instead of the
+module, and, where the compiled kernels are built, the q, k, v convolutions in one compiled
+pass (`lam._cython.directional_conv_cython`). Inputs and outputs stay float32; only the matmul
+changes:
   - "float32": oneDNN (`torch.ops.mkldnn._linear_pointwise`) with the activation fused;
   - "bfloat16": the same oneDNN op on bfloat16 inputs and weights (AVX-512 BF16 where the CPU
     has it), float32 accumulation, activation fused, result back to float32;
@@ -25,13 +26,13 @@ from torch import nn
 
 from . import _cython
 from .backends import check_compute_precision
+from .modeling_lam import ACTIVATIONS
 
 # The ops' default overloads: calling the overload packets costs a few microseconds more per call.
 _ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None) \
     if torch.backends.mkldnn.is_available() else None
 _ONEDNN_LINEAR = _ONEDNN_LINEAR.default if _ONEDNN_LINEAR is not None else None
 _ONEDNN_ACTIVATIONS = {"none": "none", "gelu": "gelu", "silu": "swish"}
-_ACTIVATIONS = {"none": lambda x: x, "gelu": nn.functional.gelu, "silu": nn.functional.silu}
 
 
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str) -> torch.Tensor:
@@ -79,12 +80,12 @@ class InferenceLinear:
 
     def __call__(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor:
         if self.precision == "int8":
-            return _ACTIVATIONS[activation](torch.ops.quantized.linear_dynamic.default(x, self.packed, self.reduce_range))
+            return ACTIVATIONS[activation](torch.ops.quantized.linear_dynamic.default(x, self.packed, self.reduce_range))
         x = x.to(self.weight.dtype)
         if onednn_usable(x):
             y = onednn_linear(x, self.weight, self.bias, activation)
         else:
-            y = _ACTIVATIONS[activation](nn.functional.linear(x, self.weight, self.bias))
+            y = ACTIVATIONS[activation](nn.functional.linear(x, self.weight, self.bias))
         return y.float()
 
 
