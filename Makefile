@@ -1,12 +1,16 @@
 # Two entry points that set everything up on a fresh machine:
 #   make demo   - create .venv, install LAM, run `lam compare` (about a minute: LAM-base-v1 vs all-MiniLM-L6-v2)
 #   make test   - create .venv, install LAM with its test extras, run the whole test suite
+#   make compare-venv - create .venv-compare with the `compare` extra (sentence-transformers' ONNX and
+#                 OpenVINO backends need an older transformers than the test extra): .venv-compare/bin/lam compare
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install clean
+COMPARE_VENV := .venv-compare
+
+.PHONY: demo test install clean compare-venv
 
 $(VENV)/.installed: pyproject.toml setup.py mmdit_jax/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +22,14 @@ $(VENV)/.installed: pyproject.toml setup.py mmdit_jax/pyproject.toml
 
 install: $(VENV)/.installed
 
+$(COMPARE_VENV)/.installed: pyproject.toml setup.py constraints-compare.txt
+	$(PYTHON) -m venv $(COMPARE_VENV)
+	$(COMPARE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPARE_VENV)/bin/python -m pip install --quiet -c constraints-compare.txt -e ".[compare]"
+	touch $@
+
+compare-venv: $(COMPARE_VENV)/.installed
+
 demo: install
 	$(VENV)/bin/lam compare --out out/compare
 
@@ -25,4 +37,4 @@ test: install
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) build lam/_cython/*.so lam/_cython/*.c
+	rm -rf $(VENV) $(COMPARE_VENV) build lam/_cython/*.so lam/_cython/*.c

@@ -28,7 +28,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ._jax_model import embed_sentences
+from ._jax_model import embed_sentences, with_compute_precision
 from .config import LAMConfig
 from .conversion import params_from_torch
 from .registry import cache_root
@@ -90,17 +90,21 @@ class JaxBackend:
     `device_type` names the device as torch does ("cpu", "cuda"). `form` is the delta-rule form:
     the token scan on CPU, the chunkwise form on accelerators. `compiled_shapes` holds the
     (batch, length) buckets traced so far, each compiled (or loaded from the persistent cache) once.
+    The wide linears compute in `compute_precision` (see `lam._jax_model.with_compute_precision`).
     """
 
     name = "jax"
 
-    def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None):
+    def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None,
+                 compute_precision: str = "float32"):
         enable_compilation_cache()
         self.config = config
         self.device = resolve_device(device)
         self.device_type = TORCH_DEVICE_TYPES.get(self.device.platform, self.device.platform)
         self.form = "scan" if self.device.platform == "cpu" else "chunk"
-        self.params = jax.device_put(params_from_torch(tensors, config), self.device)
+        self.compute_precision = compute_precision
+        self.params = jax.device_put(with_compute_precision(params_from_torch(tensors, config), compute_precision),
+                                     self.device)
         self.compiled_shapes: set[tuple[int, int]] = set()
         self._embed = jax.jit(functools.partial(self._traced_embed, config=config, form=self.form))
 

@@ -9,6 +9,8 @@ mask (B, L). The last `num_backward_heads` heads read from the end; the output o
 
 from __future__ import annotations
 
+import os
+
 import jax.numpy as jnp
 from jax import lax
 
@@ -19,6 +21,10 @@ HIGHEST = lax.Precision.HIGHEST
 # in float32. Measured on a 2-core AMD EPYC at B=32, L=64: 10.6 ms at 24 pairs per block, 12 ms
 # at 8-16, 22 ms at 32 (where XLA starts splitting the loop over threads), 21 ms unblocked.
 STATE_BLOCK_BYTES = 3 << 16
+# The blocks run as this many independent `lax.map`s (at most), which XLA:CPU's concurrent
+# scheduler runs on different threads; one `lax.map` runs its blocks one after another on one.
+# STS-B dev sentences, bfloat16, 2 cores: 12% less time with 2 than with 1, results bit for bit equal.
+SCAN_GROUPS = max(1, os.cpu_count() or 1)
 
 
 def reading_order(x, num_backward_heads: int, time_axis: int = 2):
@@ -137,12 +143,21 @@ def _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask):
     return real, beta, decay, jnp.stack([read_fast, read_slow], axis=-1)
 
 
+def independent_maps(fn, xs: tuple, groups: int):
+    """`lax.map(fn, xs)` as up to `groups` maps over consecutive runs of the leading axis, joined."""
+    count = xs[0].shape[0]
+    edges = sorted({round(count * i / groups) for i in range(groups + 1)})
+    outputs = [lax.map(fn, tuple(x[start:stop] for x in xs)) for start, stop in zip(edges[:-1], edges[1:])]
+    return outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=0)
+
+
 def delta_rule_scan(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, num_backward_heads,
                     unroll: int = 1, block_pairs: int | None = None):
     """Token-scan form: a `lax.scan` over time, vectorised over (sequence, head) pairs and both memories.
 
     Pairs run in blocks of `block_pairs` (`lax.map` over blocks, each scanned over all tokens) so
-    that a block's state stays in cache; default: as many as fit in STATE_BLOCK_BYTES.
+    that a block's state stays in cache; default: as many as fit in STATE_BLOCK_BYTES. The blocks
+    are shared among up to SCAN_GROUPS independent maps.
     """
     batch, heads, length, dk = k.shape
     real, beta, decay, read = _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask)
@@ -158,8 +173,8 @@ def delta_rule_scan(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow,
         return jnp.swapaxes(x.reshape(blocks, block_pairs, length, *x.shape[2:]), 1, 2)
 
     unroll = max(1, min(unroll, length))
-    out = lax.map(lambda block: _token_scan(*block, unroll=unroll),
-                  tuple(blocked_time_major(x) for x in (q, k, v, beta, decay, read)))
+    out = independent_maps(lambda block: _token_scan(*block, unroll=unroll),
+                           tuple(blocked_time_major(x) for x in (q, k, v, beta, decay, read)), SCAN_GROUPS)
     out = jnp.swapaxes(out, 1, 2).reshape(blocks * block_pairs, length, -1)[:pairs]
     out = reading_order(out.reshape(batch, heads, length, -1), num_backward_heads)
     return jnp.where(real[..., None], out, 0)

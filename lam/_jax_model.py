@@ -7,6 +7,11 @@ that unrolls at trace time: a `lax.scan` over stacked layers made XLA copy every
 weights out of the stack on each call (9% of a (32, 16) batch on CPU). Inputs long enough to
 run in token blocks do scan over the layers (see `encode`). Matmuls use full
 float32 precision (`Precision.HIGHEST`: no TF32 on accelerators), so results match torch float32.
+
+Compute precision (`with_compute_precision`): the wide linears' kernels may be stored in
+bfloat16 (inputs cast to bfloat16, float32 accumulation) or int8 per output column with a
+"kernel_scale" (inputs quantised to int8 per token on each call, int32 accumulation); `linear`
+follows the kernel's dtype. Everything else computes in float32.
 """
 
 from __future__ import annotations
@@ -16,14 +21,53 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._jax_core import HIGHEST, delta_rule
+from .backends import check_compute_precision
 from .config import LAMConfig
 from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
 
 def linear(params, x):
-    """x (..., in) @ kernel (in, out) + bias (out,), the bias only where the layer has one."""
-    y = jnp.matmul(x, params["kernel"], precision=HIGHEST)
+    """x (..., in) @ kernel (in, out) + bias (out,), the bias only where the layer has one; float32
+    (..., out), computed in the kernel's precision (float32, bfloat16 or int8, see the module docstring)."""
+    kernel = params["kernel"]
+    if kernel.dtype == jnp.int8:
+        step = jnp.maximum(jnp.max(jnp.abs(x), axis=-1, keepdims=True), 1e-12) / 127
+        quantized = jnp.round(x / step).astype(jnp.int8)
+        y = jnp.matmul(quantized, kernel, preferred_element_type=jnp.int32).astype(jnp.float32)
+        y = y * step * params["kernel_scale"]
+    elif kernel.dtype == jnp.bfloat16:
+        y = jnp.matmul(x.astype(jnp.bfloat16), kernel, preferred_element_type=jnp.float32)
+    else:
+        y = jnp.matmul(x, kernel, precision=HIGHEST)
     return y + params["bias"] if "bias" in params else y
+
+
+WIDE_LINEARS = (("mixer", "in_proj"), ("mixer", "o_proj"), ("ffn_in",), ("ffn_out",))
+
+
+def with_compute_precision(params, precision: str):
+    """`params` with the wide linears' kernels (WIDE_LINEARS of every layer) in `precision`:
+    "float32" (unchanged), "bfloat16", or "int8" (symmetric, per output column, plus "kernel_scale")."""
+    if check_compute_precision(precision) == "float32":
+        return params
+    layers = []
+    for layer in params["layers"]:
+        layer = jax.tree.map(lambda leaf: leaf, layer)  # a copy of the dict structure
+        for path in WIDE_LINEARS:
+            parent = layer
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = _linear_in_precision(parent[path[-1]], precision)
+        layers.append(layer)
+    return {**params, "layers": layers}
+
+
+def _linear_in_precision(params, precision: str):
+    kernel = jnp.asarray(params["kernel"], jnp.float32)
+    if precision == "bfloat16":
+        return {**params, "kernel": kernel.astype(jnp.bfloat16)}
+    scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=0), 1e-12) / 127
+    return {**params, "kernel": jnp.round(kernel / scale).astype(jnp.int8), "kernel_scale": scale}
 
 
 def layer_norm(params, x, eps: float):

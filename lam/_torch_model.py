@@ -6,12 +6,14 @@ token blocks that bound the memory of long inputs. Same modules, same parameter 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
 from . import _cython
 from . import modeling_lam as plain
 from ._torch_core import KERNELS, delta_rule_chunked
+from ._torch_precision import onednn_linear, onednn_usable
 from .config import LAMConfig
 from .modeling_lam import directional_conv, l2_normalize, mean_pool  # noqa: F401  (re-exported)
 from .reference import delta_rule_reference
@@ -22,27 +24,44 @@ from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 def linear(x: torch.Tensor, layer: nn.Module, activation: str = "none") -> torch.Tensor:
     """activation(layer(x)) with activation "none", "gelu" (erf) or "silu".
 
-    CPU float32 inference through a plain `nn.Linear` goes through oneDNN with the activation
-    fused: about twice the fp32 throughput of the default MKL path on the CPU measured (see
-    benchmarks/README.md). Anything else (gradients, adapters wrapping the layer) calls the layer.
+    With grad mode off, a layer given an inference copy by `lam._torch_precision.prepare_inference`
+    runs that copy (its compute precision). Otherwise CPU float32 inference through a plain
+    `nn.Linear` goes through oneDNN with the activation fused: about twice the fp32 throughput
+    of the default MKL path on the CPU measured (see benchmarks/README.md). Anything else
+    (gradients, adapters wrapping the layer) calls the layer.
     """
-    if (_ONEDNN_LINEAR is not None and type(layer) is nn.Linear and x.device.type == "cpu"
-            and x.dtype == torch.float32
+    if not torch.is_grad_enabled():
+        prepared = layer.__dict__.get("inference_linear")
+        if prepared is not None:
+            return prepared(x, activation)
+    if (onednn_usable(x) and type(layer) is nn.Linear and x.dtype == torch.float32
             and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))):
-        return _ONEDNN_LINEAR(x, layer.weight, layer.bias, _ONEDNN_ACTIVATIONS[activation], [],
-                              "none" if activation == "gelu" else "")
+        return onednn_linear(x, layer.weight, layer.bias, activation)
     return plain.apply_linear(x, layer, activation)
-
-
-_ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None) \
-    if torch.backends.mkldnn.is_available() else None
-_ONEDNN_ACTIVATIONS = {"none": "none", "gelu": "gelu", "silu": "swish"}
 
 
 class LAMMixer(plain.LAMMixer):
     """The LAM mixer with a choice of delta-rule kernel and token blocks."""
 
     linear = staticmethod(linear)
+
+    def project_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As `lam.modeling_lam.LAMMixer.project_inputs`, in one matmul when the mixer has a fused
+        inference copy (`lam._torch_precision.prepare_inference`) and grad mode is off."""
+        fused = self.__dict__.get("fused_inputs")
+        if fused is None or torch.is_grad_enabled():
+            return super().project_inputs(x)
+        projected = fused(x)
+        split = 3 * self.config.inner_size
+        return projected[..., :split], projected[..., split:].unflatten(-1, (5, self.config.num_heads))
+
+    def convolve_inputs(self, qkv: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """As the plain model's (same values); with a prepared fused convolution and grad mode off,
+        q, k and v are convolved in one compiled pass."""
+        fused = self.__dict__.get("fused_convolution")
+        if fused is None or torch.is_grad_enabled() or qkv.device.type != "cpu":
+            return super().convolve_inputs(qkv, real)
+        return F.silu(_cython.directional_conv_cython(qkv, *fused, real[..., 0])).chunk(3, dim=-1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, kernel: str = "chunk",
                 block_tokens: int | None = None) -> torch.Tensor:

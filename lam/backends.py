@@ -11,6 +11,10 @@ if TYPE_CHECKING:  # this module is imported by the command-line parser, which s
 
 BACKEND_ALIASES = {"torch": "torch", "cython": "torch", "jax": "jax"}
 BACKEND_CHOICES = ("auto", *BACKEND_ALIASES)
+# Precision of the wide matmuls while encoding (`LAM(compute_precision=...)`); the delta rule, norms
+# and pooling compute in float32 whatever it is. Distinct from `encode(precision=...)`, which
+# quantises the output embeddings.
+COMPUTE_PRECISIONS = ("float32", "bfloat16", "int8")
 
 
 def canonical_backend(name: str) -> str:
@@ -33,12 +37,19 @@ def other_backend(name: str) -> str:
     return "jax" if name == "torch" else "torch"
 
 
-def load_backend(name: str, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None):
+def check_compute_precision(precision: str) -> str:
+    if precision not in COMPUTE_PRECISIONS:
+        raise ValueError(f"compute_precision must be one of {COMPUTE_PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def load_backend(name: str, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None,
+                 compute_precision: str = "float32"):
     """Instantiate backend `name` ('torch' or 'jax'); raises whatever its import or set-up raises."""
     if name == "torch":
         from ._torch_backend import TorchBackend
 
-        return TorchBackend(config, tensors, device)
+        return TorchBackend(config, tensors, device, compute_precision)
     from ._jax_backend import JaxBackend
 
-    return JaxBackend(config, tensors, device)
+    return JaxBackend(config, tensors, device, compute_precision)

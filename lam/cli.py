@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .backends import BACKEND_CHOICES
+from .backends import BACKEND_CHOICES, COMPUTE_PRECISIONS
 from .benchmarking.compare import add_arguments as add_compare_arguments
 from .benchmarking.compare import run_command as run_compare_command
 from .serving.cli import add_serve_command
@@ -93,7 +93,7 @@ def run_encode(args) -> int:
     from . import LAM
 
     texts = read_texts(args)
-    model = LAM(args.model, backend=args.backend)
+    model = LAM(args.model, backend=args.backend, compute_precision=args.compute_precision)
     if args.max_seq_length is not None:
         model.max_seq_length = args.max_seq_length
     embeddings = model.encode(texts, batch_size=args.batch_size, show_progress_bar=args.progress,
@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--batch-size", type=int, default=32)
     encode.add_argument("--max-seq-length", type=int, default=None, help="truncate texts to this many tokens")
     encode.add_argument("--precision", default="float32", help="float32, int8, uint8, binary or ubinary")
+    encode.add_argument("--compute-precision", default="float32", choices=COMPUTE_PRECISIONS,
+                        help="precision of the matmuls while encoding (embeddings stay float32)")
     encode.add_argument("--truncate-dim", type=int, default=None, help="keep only the first N dimensions")
     encode.add_argument("--progress", action="store_true", help="show a progress bar")
     encode.set_defaults(func=run_encode)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .backends import canonical_backend, load_backend, other_backend
+from .backends import canonical_backend, check_compute_precision, load_backend, other_backend
 from .batching import TextTokenizer, pad_batch, plan_batches
 from .config import LAMConfig
 from .quantization import PRECISIONS, quantize
@@ -49,12 +49,19 @@ class LAM:
     `backend`: "auto" (measured default), "torch" (alias "cython") or "jax". With
     `fallback=True`, a backend that fails to load or raises while encoding is replaced by
     the other one, with a `BackendFallbackWarning` naming the cause.
+
+    `compute_precision`: "float32" (default), "bfloat16" or "int8", the precision of the wide
+    matmuls while encoding (projections and feed-forward; the delta rule, norms and pooling
+    stay float32). Embeddings are float32 either way; `encode(precision=...)` is a different
+    thing, the quantisation of the output embeddings.
     """
 
     def __init__(self, model_name_or_path: str | os.PathLike = "LAM-base-v1", backend: str = "auto",
                  device: str | None = None, fallback: bool = True,
-                 max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH, truncate_dim: int | None = None):
+                 max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH, truncate_dim: int | None = None,
+                 compute_precision: str = "float32"):
         requested = canonical_backend(backend)
+        self.compute_precision = check_compute_precision(compute_precision)
         if truncate_dim is not None:
             _check_positive_int("truncate_dim", truncate_dim)
         self.truncate_dim = truncate_dim
@@ -83,14 +90,17 @@ class LAM:
 
     def _load(self, name: str):
         try:
-            return load_backend(name, self.config, self._tensors, self._device)
+            return self._load_backend(name, self._device)
         except Exception as err:  # noqa: BLE001 - any failure to load is a reason to fall back
             if not self.fallback:
                 raise
             other = other_backend(name)
             warnings.warn(f"LAM: the {name} backend could not be loaded ({type(err).__name__}: {err}); "
                           f"using the {other} backend instead", BackendFallbackWarning, stacklevel=3)
-            return load_backend(other, self.config, self._tensors, self._device)
+            return self._load_backend(other, self._device)
+
+    def _load_backend(self, name: str, device: str | None):
+        return load_backend(name, self.config, self._tensors, device, self.compute_precision)
 
     def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray):
         backend = self._backend
@@ -104,7 +114,7 @@ class LAM:
                           f"retrying on the {other} backend", BackendFallbackWarning, stacklevel=4)
             with self._lock:
                 if self._backend is backend:
-                    self._backend = load_backend(other, self.config, self._tensors, self._device)
+                    self._backend = self._load_backend(other, self._device)
             return self._backend.forward(input_ids, attention_mask)
 
     # -- properties -----------------------------------------------------------------------
@@ -210,7 +220,7 @@ class LAM:
     def to(self, device: str | torch.device) -> "LAM":
         """Move the model to `device` ("cpu", "cuda", "cuda:1", ...): reloads the active backend there."""
         device = str(device)
-        backend = load_backend(self.backend, self.config, self._tensors, device)
+        backend = self._load_backend(self.backend, device)
         with self._lock:
             self._device, self._backend = device, backend
         return self
@@ -223,9 +233,10 @@ class LAM:
         return self
 
     def half(self):
-        """Not supported: raises TypeError (both backends compute in float32)."""
-        raise TypeError("LAM computes in float32 on both backends and has no half-precision mode; for smaller "
-                        "embeddings use encode(..., precision='int8', 'uint8', 'binary' or 'ubinary')")
+        """Not supported: raises TypeError (see `compute_precision`)."""
+        raise TypeError("LAM computes its embeddings in float32 and has no half() mode; for faster encoding load it with "
+                        "LAM(..., compute_precision='bfloat16' or 'int8'); for smaller embeddings use "
+                        "encode(..., precision='int8', 'uint8', 'binary' or 'ubinary')")
 
     # -- encoding -------------------------------------------------------------------------
     def encode_query(self, sentences, **kwargs):

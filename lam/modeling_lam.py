@@ -174,29 +174,34 @@ class LAMMixer(nn.Module):
         nn.init.constant_(self.slow_proj.bias, logit(self.config.slow_retention_init))
         nn.init.ones_(self.out_norm)
 
-    def gates(self, x, k, v):
-        """Per-token scalars (B, H, L): beta, fast and slow retention, fast and slow read weights."""
-        per_head = lambda proj: torch.sigmoid(self.linear(x, proj)).transpose(1, 2)  # noqa: E731
-        hidden = self.linear(torch.cat([k, v], dim=-1), self.flux_in, "silu")
-        flux = torch.sigmoid(self.linear(hidden, self.flux_out))[..., 0]
-        slow = per_head(self.slow_proj) * (1 - self.config.flux_strength * flux)
-        return (per_head(self.beta_proj), per_head(self.fast_proj), slow,
-                per_head(self.read_fast_proj), per_head(self.read_slow_proj))
+    def project_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The linear projections of x (B, T, d) that feed the delta rule: q, k and v side by side
+        (B, T, 3 inner), before convolution, and the logits of the five per-token gates (B, T, 5, H)."""
+        gate_logits = torch.stack([self.linear(x, proj) for proj in (
+            self.beta_proj, self.fast_proj, self.slow_proj, self.read_fast_proj, self.read_slow_proj)], dim=2)
+        return torch.cat([self.linear(x, proj) for proj in (self.q_proj, self.k_proj, self.v_proj)], -1), gate_logits
+
+    def convolve_inputs(self, qkv: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q, k, v (B, T, inner): SiLU of the directional convolutions of `project_inputs`' qkv
+        (B, T, 3 inner) with masked tokens (real (B, T, 1) zero) set to zero."""
+        backward_channels = self.config.num_backward_heads * self.config.head_dim
+        return tuple(F.silu(directional_conv(h, conv, backward_channels))
+                     for h, conv in zip((qkv * real).chunk(3, dim=-1), (self.q_conv, self.k_conv, self.v_conv)))
 
     def delta_rule_inputs(self, x: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """q, k, v (B, H, T, D) and the five gates (B, H, T) of a window x (B, T, d), real (B, T, 1)."""
+        """q, k, v (B, H, T, D) and the five gates (B, H, T) of a window x (B, T, d), real (B, T, 1):
+        beta, fast and slow retention, fast and slow read weights."""
         config = self.config
         batch, length, _ = x.shape
-        backward_channels = config.num_backward_heads * config.head_dim
-
-        def heads(proj, conv):
-            h = F.silu(directional_conv(self.linear(x, proj) * real, conv, backward_channels))
-            return h.view(batch, length, config.num_heads, config.head_dim).transpose(1, 2)
-
-        q = l2_normalize(heads(self.q_proj, self.q_conv), config.qk_norm_eps)
-        k = l2_normalize(heads(self.k_proj, self.k_conv), config.qk_norm_eps)
-        v = heads(self.v_proj, self.v_conv)
-        return (q, k, v, *self.gates(x, k, v))
+        qkv, gate_logits = self.project_inputs(x)
+        q, k, v = (h.reshape(batch, length, config.num_heads, config.head_dim).transpose(1, 2)
+                   for h in self.convolve_inputs(qkv, real))
+        q = l2_normalize(q, config.qk_norm_eps)
+        k = l2_normalize(k, config.qk_norm_eps)
+        beta, fast, slow, read_fast, read_slow = torch.sigmoid(gate_logits).permute(2, 0, 3, 1)
+        hidden = self.linear(torch.cat([k, v], dim=-1), self.flux_in, "silu")
+        flux = torch.sigmoid(self.linear(hidden, self.flux_out))[..., 0]
+        return q, k, v, beta, fast, slow * (1 - config.flux_strength * flux), read_fast, read_slow
 
     def output(self, o: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Mixer output (B, T, d) from delta-rule reads o (B, H, T, D) and inputs x (B, T, d)."""

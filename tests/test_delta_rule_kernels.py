@@ -172,3 +172,25 @@ def test_bad_inputs_raise_value_error(changes):
     arguments.update({name: change(arguments) for name, change in changes.items()})
     with pytest.raises(ValueError):
         compiled.delta_rule_forward(**arguments)
+
+
+@pytest.mark.parametrize("batch, length, channels, backward_channels, size",
+                         [(3, 50, 96, 32, 4), (2, 7, 12, 12, 3), (1, 1, 8, 0, 4), (2, 300, 48, 16, 4)])
+def test_compiled_directional_conv_equals_the_torch_form(batch, length, channels, backward_channels, size):
+    """Bit for bit, masked tokens read as zero, on one thread and two."""
+    from lam.modeling_lam import directional_conv
+
+    require_cython()
+    generator = torch.Generator().manual_seed(length)
+    x = torch.randn(batch, length, channels, generator=generator)
+    weight = torch.randn(channels, size, generator=generator)
+    real = (torch.rand(batch, length, generator=generator) > 0.3).float()
+    expected = directional_conv(x * real[..., None], weight, backward_channels)
+    taps = np.ascontiguousarray(weight.numpy().T)
+    backward = (np.arange(channels) >= channels - backward_channels).astype(np.uint8)
+    mask = real.numpy().astype(np.uint8)
+    for threads in (1, 2):
+        actual = compiled.directional_conv_forward(x.numpy(), taps, mask, backward, threads)
+        assert np.array_equal(actual, expected.numpy())
+    with pytest.raises(ValueError):
+        compiled.directional_conv_forward(x.numpy(), taps, mask, backward[:-1], 1)

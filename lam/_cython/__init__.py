@@ -1,4 +1,5 @@
-"""Compiled Cython token scan of the hierarchical delta rule, with a torch-tensor entry point.
+"""Compiled Cython token scan of the hierarchical delta rule and directional convolution, with
+torch-tensor entry points.
 
 `AVAILABLE` says whether the extension was built; `IMPORT_ERROR` keeps the reason if not.
 """
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 try:
-    from .delta_rule import delta_rule_forward
+    from .delta_rule import delta_rule_forward, directional_conv_forward
 except ImportError as error:
     AVAILABLE, IMPORT_ERROR = False, error
 else:
@@ -36,3 +37,21 @@ def delta_rule_cython(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slo
         real = np.ascontiguousarray((mask.detach() != 0).to(torch.uint8).numpy())
         out = delta_rule_forward(*floats, real, int(num_backward_heads), torch.get_num_threads())
     return torch.from_numpy(out)
+
+
+def directional_conv_cython(x, taps, backward, real):
+    """`lam.modeling_lam.directional_conv` of x * real, compiled: x (B, L, C) CPU tensor, taps (K, C)
+    and backward (C,) uint8 numpy arrays, real (B, L), zero for masked tokens. Returns float32
+    (B, L, C), equal to the torch form; uses torch.get_num_threads() OpenMP threads for inputs of
+    more than CONV_PARALLEL_ELEMENTS elements, else one."""
+    if not AVAILABLE:
+        raise RuntimeError(f"The compiled kernels of lam._cython are not built ({IMPORT_ERROR})")
+    with torch.no_grad():
+        values = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
+        mask = np.ascontiguousarray((real.detach() != 0).to(torch.uint8).numpy())
+        threads = torch.get_num_threads() if values.size > CONV_PARALLEL_ELEMENTS else 1
+        return torch.from_numpy(directional_conv_forward(values, taps, mask, backward, threads))
+
+
+# Below this many elements a convolution runs on one thread: waking the others costs more.
+CONV_PARALLEL_ELEMENTS = 1 << 16

@@ -203,3 +203,71 @@ def delta_rule_forward(q, k, v, beta, decay_fast, decay_slow, read_fast, read_sl
             h >= first_backward, &buffer_view[threadid(), 0],
         )
     return out if padded_dv == dv else np.ascontiguousarray(out[..., :dv])
+
+
+cdef inline void convolve_row(
+    const float* x, const float* taps, const unsigned char* mask, float* out, Py_ssize_t t, Py_ssize_t length,
+    Py_ssize_t channels, Py_ssize_t size, Py_ssize_t start, Py_ssize_t stop, bint backward,
+) noexcept nogil:
+    """out[t, start:stop] = sum over taps j of taps[j] * x[s] for the token s that tap j reads (t-(K-1)+j
+    forward, t+(K-1)-j backward), skipping tokens outside [0, L) and masked ones; x, out (L, C)."""
+    cdef Py_ssize_t j, c, s
+    cdef const float* row
+    cdef const float* tap
+    for c in range(start, stop):
+        out[t * channels + c] = 0.0
+    for j in range(size):
+        s = t + (size - 1) - j if backward else t - (size - 1) + j
+        if s < 0 or s >= length or not mask[s]:
+            continue
+        row = x + s * channels
+        tap = taps + j * channels
+        for c in range(start, stop):
+            out[t * channels + c] += tap[c] * row[c]
+
+
+def directional_conv_forward(x, taps, mask, backward, int num_threads=0):
+    """Depthwise convolution along each channel's reading direction, masked tokens read as zero.
+
+    x: float32 (B, L, C); taps: float32 (K, C), tap K-1 the current token; mask: uint8 (B, L),
+    nonzero for real tokens; backward: uint8 (C,), nonzero for channels that read the K-1 next
+    tokens (the others read the K-1 previous ones). All C-contiguous. Returns float32 (B, L, C);
+    each output sums its taps in order j = 0 ... K-1, as `lam.modeling_lam.directional_conv`
+    does, so the two agree exactly. num_threads: OpenMP threads over tokens; 0 for the default.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 3:
+        raise ValueError(f"x must be a 3-d numpy array (B, L, C), got {getattr(x, 'shape', type(x))}")
+    batch, length, channels = x.shape
+    _check("x", x, np.float32, (batch, length, channels))
+    if not isinstance(taps, np.ndarray) or taps.ndim != 2:
+        raise ValueError(f"taps must be a 2-d numpy array (K, C), got {getattr(taps, 'shape', type(taps))}")
+    _check("taps", taps, np.float32, (taps.shape[0], channels))
+    _check("mask", mask, np.uint8, (batch, length))
+    _check("backward", backward, np.uint8, (channels,))
+    if num_threads < 0:
+        raise ValueError(f"num_threads must be >= 0, got {num_threads}")
+    out = np.empty((batch, length, channels), dtype=np.float32)
+    # Runs of neighbouring channels with one direction, so the inner loops are contiguous.
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(backward)) + 1]).astype(np.intp)
+    stops = np.append(starts[1:], channels).astype(np.intp)
+    runs = np.ascontiguousarray(np.stack([starts, stops, backward[starts].astype(np.intp)], axis=1))
+    if out.size == 0:
+        return out
+    if num_threads == 0:
+        num_threads = lam_max_threads()
+
+    cdef const float[:, :, ::1] x_view = x
+    cdef const float[:, ::1] taps_view = taps
+    cdef const unsigned char[:, ::1] mask_view = mask
+    cdef float[:, :, ::1] out_view = out
+    cdef const Py_ssize_t[:, ::1] runs_view = runs
+    cdef Py_ssize_t row, b, t, r
+    cdef Py_ssize_t num_rows = batch * length, c_length = length, c_channels = channels, size = taps.shape[0]
+    cdef Py_ssize_t num_runs = runs.shape[0]
+    for row in prange(num_rows, nogil=True, schedule="static", num_threads=num_threads):
+        b = row // c_length
+        t = row % c_length
+        for r in range(num_runs):
+            convolve_row(&x_view[b, 0, 0], &taps_view[0, 0], &mask_view[b, 0], &out_view[b, 0, 0], t, c_length,
+                         c_channels, size, runs_view[r, 0], runs_view[r, 1], runs_view[r, 2] != 0)
+    return out
