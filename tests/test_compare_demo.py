@@ -27,6 +27,16 @@ def test_default_is_short_and_full_grid_is_one_flag_away():
         settings_for("--quick", "--full")
 
 
+def test_long_document_tasks_short_by_default_full_with_long():
+    assert settings_for().long == compare.LongSettings.short(models=("LAM-base-v1", "LAM-long-v1"))
+    assert settings_for("--long").long == compare.LongSettings()
+    assert settings_for("--no-long").long is None
+    assert settings_for("--model", "./mine").long.models == ("./mine", "LAM-long-v1")
+    assert settings_for("--long-models", "LAM-long-v1").long.models == ("LAM-long-v1",)
+    with pytest.raises(SystemExit):
+        settings_for("--long", "--no-long")
+
+
 def test_precision_competitor_and_latency_flags():
     demo, full = settings_for(), settings_for("--full")
     assert demo.precisions == ("float32",) and demo.competitors == ("minilm",) and demo.latency_lengths == ()
@@ -99,7 +109,8 @@ def test_a_small_run_reports_progress_and_a_table(teacher_lam_dir, tmp_path, cap
     without_onnxruntime(monkeypatch)
     settings = compare.Settings.demo(model=str(teacher_lam_dir), accuracy_pairs=12, lengths=(16, 512), repeats=1,
                                      long_repeats=1, out_dir=tmp_path, precisions=("float32", "int8"),
-                                     competitors=("minilm", "minilm-onnx"), latency_lengths=(16,), latency_repeats=3)
+                                     competitors=("minilm", "minilm-onnx"), latency_lengths=(16,), latency_repeats=3,
+                                     long=None)
     report = compare.run(settings)
     progress = capsys.readouterr().err
     sentences = report["stsb_speed"]["sentences"]

@@ -3,6 +3,7 @@
     lam compare             # about a minute: torch backend and MiniLM, 300 STS-B dev pairs, 512 and 4,096 tokens
     lam compare --quick     # several minutes: all of STS-B dev, lengths 16 ... 32,768, peak memory
     lam compare --full      # the full grid, with more repeats
+    lam compare --long      # with the full long-document grid (about an hour) instead of the short one
 
 Accuracy on the STS-B dev sentences: per-text cosine and max abs difference between the
 backends, each system's Spearman, agreement with the teacher. Speed: medians of interleaved
@@ -13,6 +14,10 @@ With --quick and --full (or --competitors), LAM also runs in its other compute p
 (bfloat16, int8) and sentence-transformers' fastest CPU backends join the STS-B rows
 (`lam.benchmarking.competitors`; missing ones are listed as skipped with the reason), and
 single-query latency (p50, p99 of one 16- or 64-token text) is measured for every system.
+
+Every run ends with long-document retrieval (`lam.benchmarking.long_compare`): LAM models on
+whole documents against all-MiniLM-L6-v2 truncated and chunk-averaged, on a few held-out
+documents by default, on all of them with --long; --no-long skips it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .competitors import COMPETITORS, TEACHER, load_competitors
+from .long_compare import LongSettings, format_long_table, plot_long, run_long
 from .peak_memory import measure_in_subprocess
 from .timing import first_call_seconds, interleaved_medians
 from ..datasets import stsb_pairs
@@ -56,6 +62,7 @@ class Settings:
     competitors: tuple[str, ...] = tuple(COMPETITORS)  # sentence-transformers systems; the teacher always runs
     latency_lengths: tuple[int, ...] = (16, 64)     # single-query latency, one text of this many tokens
     latency_repeats: int = 200
+    long: LongSettings | None = field(default_factory=LongSettings.short)  # None: no long-document tasks
     out_dir: Path = Path("out/compare")
     notes: dict = field(default_factory=dict)
 
@@ -310,6 +317,9 @@ def run(settings: Settings) -> dict:
                     report["peak_memory_32k"][backend] = measure_in_subprocess(settings.model, backend, 32768)
                 except Exception as err:  # noqa: BLE001
                     report["peak_memory_32k"][backend] = {"error": str(err)}
+    if settings.long is not None:
+        del systems
+        report["long"] = run_long(settings.long, progress)
     return report
 
 
@@ -432,7 +442,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or --full); missing packages are reported as skipped")
     parser.add_argument("--latency-repeats", type=int, default=None,
                         help="single-query latency repeats per system (0: skip the latency rows)")
-    parser.add_argument("--out", default="out/compare", help="directory for compare.json and compare.png")
+    long = parser.add_mutually_exclusive_group()
+    long.add_argument("--long", action="store_true",
+                      help="the full long-document grid: every held-out document, 256 ... 32,768 tokens, both "
+                           "backends (about an hour on 2 cores) instead of the short one")
+    long.add_argument("--no-long", action="store_true", help="skip the long-document retrieval tasks")
+    parser.add_argument("--long-models", default=None,
+                        help="comma-separated LAM models for the long-document tasks (default: --model and "
+                             "LAM-long-v1)")
+    parser.add_argument("--out", default="out/compare",
+                        help="directory for compare.json, compare.png and compare_long.png")
 
 
 def settings_from(args) -> Settings:
@@ -461,6 +480,12 @@ def settings_from(args) -> Settings:
             overrides["latency_lengths"] = ()
         elif not (args.quick or args.full):
             overrides["latency_lengths"] = Settings.latency_lengths
+    long_models = tuple(args.long_models.split(",")) if args.long_models else \
+        tuple(dict.fromkeys((args.model, "LAM-long-v1")))
+    if args.no_long:
+        overrides["long"] = None
+    else:
+        overrides["long"] = LongSettings(models=long_models) if args.long else LongSettings.short(models=long_models)
     if args.full:
         return Settings(**overrides)
     return Settings.quick(**overrides) if args.quick else Settings.demo(**overrides)
@@ -473,5 +498,10 @@ def run_command(args) -> int:
     (settings.out_dir / "compare.json").write_text(json.dumps(report, indent=2))
     plot(report, settings.out_dir / "compare.png")
     print(format_table(report))
-    print(f"\nwrote {settings.out_dir / 'compare.json'} and {settings.out_dir / 'compare.png'}")
+    written = [settings.out_dir / "compare.json", settings.out_dir / "compare.png"]
+    if "long" in report:
+        plot_long(report["long"], settings.out_dir / "compare_long.png")
+        print(format_long_table(report["long"]))
+        written.append(settings.out_dir / "compare_long.png")
+    print(f"\nwrote {', '.join(map(str, written))}")
     return 0

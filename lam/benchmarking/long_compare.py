@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .long_tasks import (DEPTH_BANDS, MAX_DOCUMENT_TOKENS, RetrievalTask, known_item_task, needle_task,
-                         passkey_task, plain_tokenizer, rank_of_relevant, retrieval_scores, token_offsets)
+                         passkey_task, plain_tokenizer, rank_of_relevant, retrieval_scores)
 
 CHUNK_TOKENS = 256
 
@@ -145,45 +145,45 @@ def synthetic_scores(encoders: dict, settings: LongSettings, filler: list[str], 
     return out
 
 
-def chunk_retrieval(lams: dict, teacher: TeacherSystems | None, task: RetrievalTask, documents: int,
-                    tokenizer) -> dict:
-    """Passage retrieval among all 256-token chunks of the first `documents` documents: the
-    relevant chunk is the one holding the middle of the query passage."""
-    from ..chunking import sentence_chunks
-
+def chunk_retrieval(lams: dict, teacher: TeacherSystems | None, task: RetrievalTask, documents: int) -> dict:
+    """Passage retrieval among all chunks (whole sentences, at most 256 tokens) of the first
+    `documents` documents; the relevant chunk is the one holding the middle of the query passage.
+    Each LAM model's chunks come from `encode_chunks`, and the same character spans are then
+    encoded one by one, so contextual and independent embeddings differ only in what they read."""
     docs = task.documents[:documents]
-    chunks, owners = [], []
-    for index, text in enumerate(docs):
-        offsets = token_offsets(tokenizer, text)
-        readable = len(text) if len(offsets) < MAX_DOCUMENT_TOKENS else int(offsets[-1])
-        for chunk in sentence_chunks(text, offsets, CHUNK_TOKENS - 2, readable=readable):
-            chunks.append(chunk)
-            owners.append(index)
-    queries, relevant = [], []
-    for query in task.queries:
-        if query.document >= documents:
-            continue
-        text = docs[query.document]
-        middle = text.find(query.text[: len(query.text) // 2]) + len(query.text) // 4
-        hits = [i for i, (c, o) in enumerate(zip(chunks, owners)) if o == query.document and c.start <= middle < c.end]
-        if hits:
-            queries.append(query.text)
-            relevant.append(hits[0])
-    texts = [docs[o][c.start:c.end] for c, o in zip(chunks, owners)]
-    relevant = np.array(relevant)
-    result = {"documents": len(docs), "chunks": len(chunks), "queries": len(queries), "systems": {}}
+    wanted = [(q.text, q.document) for q in task.queries if q.document < documents]
+    result = {"documents": len(docs), "systems": {}}
+    teacher_rows = None
     for name, model in lams.items():
+        chunked = model.encode_chunks(docs, chunk_tokens=CHUNK_TOKENS, batch_size=1)
+        spans = [(owner, start, end) for owner, doc in enumerate(chunked) for start, end in doc.spans]
+        queries, relevant = _relevant_chunks(wanted, docs, spans)
+        texts = [docs[owner][start:end] for owner, start, end in spans]
         query_embeddings = np.asarray(model.encode(queries, batch_size=32))
-        contextual = np.concatenate([model.encode_chunks([text], chunk_tokens=CHUNK_TOKENS)[0].embeddings
-                                     for text in docs])
+        contextual = np.concatenate([doc.embeddings for doc in chunked])
         independent = np.asarray(model.encode(texts, batch_size=32))
         result["systems"][f"{name} contextual"] = retrieval_scores(rank_of_relevant(query_embeddings, contextual, relevant))
         result["systems"][f"{name} independent"] = retrieval_scores(rank_of_relevant(query_embeddings, independent, relevant))
-    if teacher is not None:
-        query_embeddings = teacher.truncated(queries, 512)
+        result.update(chunks=len(spans), queries=len(queries))
+        teacher_rows = teacher_rows or (queries, relevant, texts)
+    if teacher is not None and teacher_rows is not None:
+        queries, relevant, texts = teacher_rows
         independent = teacher.truncated(texts, CHUNK_TOKENS)
-        result["systems"]["minilm independent"] = retrieval_scores(rank_of_relevant(query_embeddings, independent, relevant))
+        result["systems"]["minilm independent"] = retrieval_scores(
+            rank_of_relevant(teacher.truncated(queries, 512), independent, relevant))
     return result
+
+
+def _relevant_chunks(wanted: list[tuple[str, int]], docs: list[str], spans: list[tuple[int, int, int]]):
+    """The queries whose passage middle falls inside a chunk, and that chunk's row in `spans`."""
+    queries, relevant = [], []
+    for text, owner in wanted:
+        middle = docs[owner].find(text[: len(text) // 2]) + len(text) // 4
+        hits = [row for row, (o, start, end) in enumerate(spans) if o == owner and start <= middle < end]
+        if hits:
+            queries.append(text)
+            relevant.append(hits[0])
+    return queries, np.array(relevant, dtype=int)
 
 
 def run_long(settings: LongSettings, progress=print) -> dict:
@@ -200,18 +200,19 @@ def run_long(settings: LongSettings, progress=print) -> dict:
     encoders = document_encoders(lams, teacher)
     books, articles = long_split(split="test")
     long_articles = [a for a in articles if len(a.split()) >= 1000]
-    documents = books[: settings.books] + long_articles[: settings.articles]
+    books, long_articles = books[: settings.books], long_articles[: settings.articles]
+    documents = books + long_articles
     report = {"settings": {k: str(v) for k, v in vars(settings).items()}, "load_errors": errors}
 
     progress(f"known-item retrieval: {len(documents)} held-out documents")
     task = known_item_task(documents, tokenizer, seed=settings.seed)
-    report["known_item"] = {"documents": len(documents), "books": min(len(books), settings.books or len(books)),
+    report["known_item"] = {"documents": len(documents), "books": len(books),
                             "queries": len(task.queries), "systems": score_task(task, encoders, by_band=True)}
     progress("passkey and needle retrieval")
     filler = [p for a in articles for p in a.split("\n") if len(p.split()) >= 20]
     report["synthetic"] = synthetic_scores(encoders, settings, filler, tokenizer)
     progress("contextual against independent chunks")
-    report["chunks"] = chunk_retrieval(lams, teacher, task, settings.chunk_documents, tokenizer)
+    report["chunks"] = chunk_retrieval(lams, teacher, task, settings.chunk_documents)
     return report
 
 
@@ -237,8 +238,8 @@ def format_long_table(report: dict) -> str:
         for name in next(iter(table.values())):
             lines.append(f"  {name:<24}" + "".join(f"{table[length][name]:>8.1f}" for length in lengths))
     chunks = report["chunks"]
-    lines.append(f"\npassage retrieval among {chunks['chunks']} chunks of {chunks['documents']} documents "
-                 f"({chunks['queries']} queries): contextual (one pass over the document) vs independent chunks")
+    lines.append(f"\npassage retrieval among {chunks.get('chunks', 0)} chunks of {chunks['documents']} documents "
+                 f"({chunks.get('queries', 0)} queries): contextual (one pass over the document) vs independent chunks")
     for name, row in chunks["systems"].items():
         lines.append(f"  {name:<36} accuracy@1 {row['accuracy_at_1']:6.1f}   nDCG@10 {row['ndcg_at_10']:6.1f}")
     return "\n".join(lines)

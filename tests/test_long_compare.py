@@ -1,0 +1,57 @@
+"""`lam compare`'s long-document section on a tiny setting: every task runs, every system gets a
+row, and the table and plot are written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lam.benchmarking import long_compare
+from lam.benchmarking.long_tasks import DEPTH_BANDS
+
+
+@pytest.fixture(scope="module")
+def tiny_report(teacher_lam_dir):
+    settings = long_compare.LongSettings(models=(str(teacher_lam_dir), "no-such-model"), backends=("torch",),
+                                         lengths=(256,), passkey_candidates=3, needle_candidates=3, books=0,
+                                         articles=4, chunk_documents=2)
+    messages = []
+    return long_compare.run_long(settings, progress=messages.append), messages
+
+
+def test_every_task_and_system_is_reported(tiny_report, teacher_lam_dir):
+    report, messages = tiny_report
+    lam_row = f"{teacher_lam_dir}/torch"
+    assert set(report["load_errors"]) == {"no-such-model/torch"}
+    known = report["known_item"]
+    assert known["documents"] == 4 and known["books"] == 0 and known["queries"] > 0
+    assert set(known["systems"]) == {lam_row, "minilm-trunc256", "minilm-trunc512", "minilm-chunkmean256"}
+    bands = {f"{lo}-{hi}" for lo, hi in DEPTH_BANDS}
+    for row in known["systems"].values():
+        assert 0 <= row["all"]["accuracy_at_1"] <= 100 and set(row["bands"]) <= bands
+    for kind in ("passkey", "needle"):
+        assert set(report["synthetic"][kind]["256"]) == set(known["systems"])
+    chunks = report["chunks"]
+    assert chunks["documents"] == 2 and chunks["queries"] > 0 and chunks["chunks"] >= chunks["documents"]
+    assert set(chunks["systems"]) == {f"{lam_row} contextual", f"{lam_row} independent", "minilm independent"}
+    assert messages[0].startswith("known-item retrieval: 4 held-out documents")
+    json.dumps(report)
+
+
+def test_table_and_plot(tiny_report, tmp_path):
+    report, _ = tiny_report
+    table = long_compare.format_long_table(report)
+    assert "known-item retrieval" in table and "minilm-chunkmean256" in table and "contextual" in table
+    assert "could not load" in table
+    long_compare.plot_long(report, tmp_path / "long.png")
+    assert (tmp_path / "long.png").stat().st_size > 0
+
+
+def test_teacher_chunk_mean_of_a_one_chunk_text_is_its_embedding():
+    import numpy as np
+
+    teacher = long_compare.TeacherSystems()
+    texts = ["A short text fits in one chunk.", "Another one, about cats and dogs."]
+    np.testing.assert_allclose(teacher.chunk_mean(texts), teacher.truncated(texts, long_compare.CHUNK_TOKENS),
+                               atol=1e-5)
