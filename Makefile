@@ -12,11 +12,11 @@ COMPARE_VENV := .venv-compare
 
 .PHONY: demo test install clean compare-venv
 
-$(VENV)/.installed: pyproject.toml setup.py mmdit_jax/pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py mmdit_jax/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,bench]" -e "./mmdit_jax[test,parity]"
+	$(PY) -m pip install --quiet -c constraints.txt torch
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,bench]" -e "./mmdit_jax[test,parity]"
 	$(PY) -c "import lam._cython as c; assert c.AVAILABLE, c.IMPORT_ERROR"
 	touch $@
 
