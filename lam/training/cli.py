@@ -1,4 +1,4 @@
-"""`lam distill`: stage 1 (attention transfer), stage 2 (end to end) and export of LAM-base-v1.
+"""`lam distill`: stage 1 (attention transfer), stage 2 (end to end), stage 3 (long documents) and export.
 
 Only the parser lives here; each command's work is imported from `.runs` when it runs.
 """
@@ -59,19 +59,42 @@ def add_distill_command(subparsers) -> argparse.ArgumentParser:
     stage2.add_argument("--similarity-weight", type=float, default=1.0)
     stage2.set_defaults(func=_deferred("run_stage2"))
 
-    stage3 = stages.add_parser("stage3", help="long documents: passages find their document (contrastive), "
-                                              "short texts keep the teacher's embeddings")
-    _common(stage3, steps=300, lr=2e-4)
-    stage3.add_argument("--init", required=True, help="run directory or built-in model name to start from")
-    stage3.add_argument("--scope", choices=TRAINABLE_SCOPES, default="mixers")
-    stage3.add_argument("--curriculum", default="0:512:16,100:2048:8,200:8192:4",
-                        help="first_step:tokens_per_document:documents_per_batch, comma-separated")
+    features = stages.add_parser("features", help="cache the last feed-forward input of long documents, their "
+                                                   "known-item queries and short texts (for stage 3)")
+    features.add_argument("--out", type=Path, required=True, help="feature directory")
+    features.add_argument("--init", default="LAM-base-v1", help="run directory or built-in model name")
+    features.add_argument("--split", choices=("train", "validation"), default="train")
+    features.add_argument("--books", type=int, default=None, help="Gutenberg books (default: all of the split)")
+    features.add_argument("--articles", type=int, default=400, help="Wikipedia articles (of >= --min-article-words)")
+    features.add_argument("--min-article-words", type=int, default=1000)
+    features.add_argument("--max-document-tokens", type=int, default=16384)
+    features.add_argument("--queries-per-band", default="4,6,8,10",
+                          help="known-item queries per document in each depth band (0-1k, 1k-4k, 4k-16k, 16k-32k)")
+    features.add_argument("--short-texts", type=int, default=6400, help="short texts with teacher targets (0: none)")
+    features.add_argument("--max-tokens", type=int, default=128, help="truncation of short texts")
+    features.add_argument("--seed", type=int, default=11)
+    features.add_argument("--threads", type=int, default=None)
+    features.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    features.set_defaults(func=_deferred("run_features"))
+
+    stage3 = stages.add_parser("stage3", help="long documents: retrain the last feed-forward block on cached "
+                                              "features so passages find their document; short texts keep "
+                                              "the teacher's embeddings")
+    _common(stage3, steps=400, lr=1e-4)
+    stage3.add_argument("--init", default="LAM-base-v1", help="run directory or built-in model name to start from")
+    stage3.add_argument("--features", type=Path, required=True, help="`lam distill features` directory (train)")
+    stage3.add_argument("--validation", type=Path, default=None,
+                        help="`lam distill features --split validation` directory, scored at the end")
+    stage3.add_argument("--short-batch-size", type=int, default=32)
+    stage3.add_argument("--sample-tokens", type=int, default=1024, help="tokens sampled from each document view")
+    stage3.add_argument("--window-fraction", type=float, default=0.5,
+                        help="share of document views that are a random window instead of the whole document")
     stage3.add_argument("--temperature", type=float, default=0.05)
     stage3.add_argument("--distill-weight", type=float, default=1.0)
     stage3.add_argument("--similarity-weight", type=float, default=1.0)
-    stage3.set_defaults(func=_deferred("run_stage3"))
+    stage3.set_defaults(func=_deferred("run_stage3"), batch_size=32)
 
-    export = stages.add_parser("export", help="write the shipped safetensors file from a stage-2 run")
+    export = stages.add_parser("export", help="write the shipped safetensors file from a stage-2 or stage-3 run")
     export.add_argument("--run", type=Path, required=True, help="stage-2 run directory")
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--dtype", choices=("float16", "float32"), default="float16")

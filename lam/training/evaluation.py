@@ -72,23 +72,3 @@ def evaluate_student(model: LAMModel, teacher: Teacher, tokens: TextTokens, docu
     encode_long = lambda texts: student_embeddings(model, tokens, texts, batch_size=2, max_tokens=2000)  # noqa: E731
     return {"stsb_dev_spearman": round(student_stsb_spearman(model, tokens), 5),
             "chunk_agreement_2000": chunk_agreement(encode_long, heldout_documents(documents, 2000), teacher, tokens)}
-
-
-def long_validation(model: LAMModel, tokens: TextTokens, max_tokens: int = 8192, articles: int = 60,
-                    seed: int = 0) -> dict:
-    """Known-item accuracy@1 and nDCG@10 by depth band on the validation side of the long-document
-    split (never trained on, and not used by `lam compare --long`): its books and its first
-    `articles` Wikipedia articles of >= 1,000 words, each read up to `max_tokens` tokens."""
-    from ..benchmarking.long_tasks import known_item_task, plain_tokenizer, rank_of_relevant, retrieval_scores
-    from ..teacher import teacher_dir
-    from .data import long_split
-
-    books, all_articles = long_split(split="validation")
-    documents = books + [a for a in all_articles if len(a.split()) >= 1000][:articles]
-    task = known_item_task(documents, plain_tokenizer(teacher_dir() / "tokenizer.json"), seed=seed, max_tokens=max_tokens)
-    document_embeddings = student_embeddings(model, tokens, documents, batch_size=1, max_tokens=max_tokens)
-    query_embeddings = student_embeddings(model, tokens, [q.text for q in task.queries])
-    ranks = rank_of_relevant(query_embeddings, document_embeddings, np.array([q.document for q in task.queries]))
-    bands = np.array([task.band_of(q) for q in task.queries])
-    return {"all": retrieval_scores(ranks),
-            **{band: retrieval_scores(ranks[bands == band]) for band in dict.fromkeys(bands.tolist())}}

@@ -83,27 +83,62 @@ def student_from(init: str, position_policy: str | None = None):
     return model
 
 
+def run_features(args) -> None:
+    """Cache the frozen part's output (the last feed-forward input) for stage 3."""
+    import numpy as np
+
+    from ..benchmarking.long_tasks import known_item_task, plain_tokenizer
+    from .data import long_split
+    from .long_head import cache_features
+
+    _set_threads(args)
+    model = student_from(args.init).eval()
+    tokens = TextTokens(teacher_dir() / "tokenizer.json")
+    books, articles = long_split(args.data_dir, args.split)
+    books = books[: args.books]
+    documents = books + [a for a in articles if len(a.split()) >= args.min_article_words][: args.articles]
+    queries = known_item_task(documents, plain_tokenizer(teacher_dir() / "tokenizer.json"),
+                              queries_per_band=tuple(int(x) for x in args.queries_per_band.split(",")),
+                              seed=args.seed, max_tokens=args.max_document_tokens).queries
+    short_texts, targets = [], np.zeros((0, model.config.hidden_size), dtype=np.float32)
+    if args.short_texts:
+        mix = TextMix.short_texts(args.data_dir)
+        while len(short_texts) < args.short_texts:
+            short_texts += mix.batch(args.seed, len(short_texts) // 16, 16)[0]
+        short_texts = short_texts[: args.short_texts]
+        teacher = Teacher(teacher_dir())
+        ids = tokens(short_texts, args.max_tokens)
+        targets = torch.cat([teacher.targets(ids[s:s + 64]) for s in range(0, len(ids), 64)]).numpy()
+    _record_run(args, books=len(books), documents=len(documents), queries=len(queries), short=len(short_texts))
+    cache_features(model, tokens, documents, queries, short_texts, targets, args.out, args.max_document_tokens,
+                   args.max_tokens)
+
+
 def run_stage3(args) -> None:
-    from .evaluation import long_validation
-    from .long_contrastive import LongCurriculum, LongDocuments, long_contrastive_loss
+    from ..benchmarking.long_tasks import DEPTH_BANDS
+    from .long_head import TRAINED_TENSORS, FeatureCache, cached_known_item, head_loss
 
     _set_threads(args)
     torch.manual_seed(args.seed)
     model = student_from(args.init)
-    params = set_trainable(model, args.scope)
-    teacher = Teacher(teacher_dir())
-    tokens = TextTokens(teacher_dir() / "tokenizer.json")
-    step_loss = long_contrastive_loss(model, teacher, tokens, LongDocuments.load(args.data_dir),
-                                      TextMix.short_texts(args.data_dir), args.seed,
-                                      LongCurriculum.parse(args.curriculum), args.temperature, args.batch_size,
-                                      args.max_tokens, args.distill_weight, args.similarity_weight)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.split(".")[:2] == ["layers", str(len(model.layers) - 1)] and \
+            name.split(".")[2] in TRAINED_TENSORS
+    params = [p for p in model.parameters() if p.requires_grad]
+    layer = model.layers[-1]
+    cache = FeatureCache.load(args.features)
+    step_loss = head_loss(layer, cache, args.seed, args.batch_size, args.short_batch_size, args.sample_tokens,
+                          args.window_fraction, args.temperature, args.distill_weight, args.similarity_weight)
     _record_run(args, position_policy=model.config.position_policy)
     run_loop(model, params, step_loss, _settings(args), args.out, resume=args.resume, stop_at=args.stop_at,
              description="stage3")
     if args.stop_at is not None and args.stop_at < args.steps:
         return
-    scores = {"stsb_dev_spearman": round(student_stsb_spearman(model, tokens), 5),
-              "long_validation": long_validation(model, tokens)}
+    model.eval()
+    scores = {"stsb_dev_spearman": round(student_stsb_spearman(model, TextTokens(teacher_dir() / "tokenizer.json")), 5)}
+    if args.validation:
+        scores["validation_known_item_accuracy_at_1"] = cached_known_item(layer, FeatureCache.load(args.validation),
+                                                                          DEPTH_BANDS)
     print(json.dumps(scores))
     (args.out / "eval.json").write_text(json.dumps(scores, indent=2))
 
@@ -111,7 +146,10 @@ def run_stage3(args) -> None:
 def run_export(args) -> None:
     _set_threads(args)
     run = json.loads((args.run / RUN_FILE).read_text())
-    model, _ = build_student(position_policy=run["position_policy"], seed=run["seed"])
+    if "init" in run:  # stage 2 and 3 start from another run or a built-in model
+        model = student_from(run["init"], run["position_policy"])
+    else:
+        model, _ = build_student(position_policy=run["position_policy"], seed=run["seed"])
     load_tensors(model, load_checkpoint(args.run / CHECKPOINT_NAME)["model"])
     tokens = TextTokens(teacher_dir() / "tokenizer.json")
     full = student_stsb_spearman(model, tokens)
