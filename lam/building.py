@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from .config import LAMConfig
+from .config import LAMHyperparameters
 from .remote_code import AUTO_MAP, write_remote_code
 from .weights_io import WEIGHTS_NAME, write_weights
 
@@ -21,18 +21,18 @@ BERT_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "intermedi
                     "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
 
 
-def config_from_teacher(teacher_path: Path, **overrides) -> LAMConfig:
-    """A LAMConfig with the teacher's BERT sizes; heads of 32 dimensions over the same width."""
+def config_from_teacher(teacher_path: Path, **overrides) -> LAMHyperparameters:
+    """Hyperparameters with the teacher's BERT sizes; heads of 32 dimensions over the same width."""
     bert = json.loads((teacher_path / "config.json").read_text())
     fields = {key: bert[key] for key in BERT_CONFIG_KEYS if key in bert}
     fields["num_heads"] = bert["num_attention_heads"]
     fields["head_dim"] = bert["hidden_size"] // bert["num_attention_heads"]
     fields["num_backward_heads"] = fields["num_heads"] // 2
     fields.update(overrides)
-    return LAMConfig(**fields)
+    return LAMHyperparameters(**fields)
 
 
-def teacher_name_map(config: LAMConfig) -> dict[str, str]:
+def teacher_name_map(config: LAMHyperparameters) -> dict[str, str]:
     """LAM tensor name -> teacher (BertModel) tensor name, for every tensor the teacher provides."""
     names = {
         "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
@@ -59,12 +59,14 @@ def teacher_name_map(config: LAMConfig) -> dict[str, str]:
     return names
 
 
-def initial_tensors(config: LAMConfig, teacher_weights: Path, seed: int = 0) -> dict[str, np.ndarray]:
+def initial_tensors(config: LAMHyperparameters, teacher_weights: Path, seed: int = 0) -> dict[str, np.ndarray]:
     """Every LAM tensor: the teacher's where it has one, SPEC §2 initialisation elsewhere."""
     from ._torch_model import LAMModel
+    from .config import pretrained_config
 
     torch.manual_seed(seed)
-    tensors = {name: t.detach().numpy().copy() for name, t in LAMModel(config).state_dict().items()}
+    model = LAMModel(pretrained_config(config))
+    tensors = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
     teacher = load_file(str(teacher_weights))
     for ours, theirs in teacher_name_map(config).items():
         if teacher[theirs].shape != tensors[ours].shape:
@@ -73,7 +75,7 @@ def initial_tensors(config: LAMConfig, teacher_weights: Path, seed: int = 0) -> 
     return tensors
 
 
-def sentence_transformers_files(config: LAMConfig) -> dict[str, str]:
+def sentence_transformers_files(config: LAMHyperparameters) -> dict[str, str]:
     """Relative path -> text of the Transformer -> Pooling -> Normalize layout files."""
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -102,7 +104,7 @@ def set_tokenizer_max_length(tokenizer_config: Path, max_length: int) -> None:
     tokenizer_config.write_text(json.dumps(fields, indent=2))
 
 
-def write_model_dir(out_dir: str | os.PathLike, config: LAMConfig, tensors: dict[str, np.ndarray],
+def write_model_dir(out_dir: str | os.PathLike, config: LAMHyperparameters, tensors: dict[str, np.ndarray],
                     tokenizer_dir: Path, model_card: str | None = None, overwrite: bool = True) -> Path:
     """Write a complete model directory atomically: built beside `out_dir`, then renamed into place.
 
@@ -114,9 +116,8 @@ def write_model_dir(out_dir: str | os.PathLike, config: LAMConfig, tensors: dict
     staging = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        config.architectures = ["LAMModel"]
-        config.auto_map = dict(AUTO_MAP)
-        config.to_json_file(staging / "config.json")
+        LAMHyperparameters.of(config).to_json_file(staging / "config.json", architectures=["LAMModel"],
+                                                   auto_map=dict(AUTO_MAP))
         write_remote_code(staging)
         write_weights(tensors, staging / WEIGHTS_NAME)
         for name in TOKENIZER_FILES:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import LAMConfig
+from .config import LAMHyperparameters
 
 WIDE_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "gate_proj")  # d -> inner
 GATE_PROJECTIONS = ("beta_proj", "fast_proj", "slow_proj", "read_fast_proj", "read_slow_proj")  # d -> heads
@@ -25,12 +25,12 @@ FFN_LINEARS = ("ffn_in", "ffn_out")
 LAYER_NORMS = ("mixer_norm", "ffn_norm")
 
 
-def input_projection_widths(config: LAMConfig) -> dict[str, int]:
+def input_projection_widths(config: LAMHyperparameters) -> dict[str, int]:
     """Output width of each fused input projection, in column order."""
     return {name: config.inner_size if name in WIDE_PROJECTIONS else config.num_heads for name in INPUT_PROJECTIONS}
 
 
-def fused_bias_mask(config: LAMConfig) -> np.ndarray:
+def fused_bias_mask(config: LAMHyperparameters) -> np.ndarray:
     """(4 * inner + 5 * heads,) float32: 1 on the fused input projection's bias columns that exist
     in the torch model, 0 on the zero columns of the projections without a bias."""
     return np.concatenate([np.full(width, float(module not in UNBIASED), np.float32)
@@ -55,7 +55,7 @@ def layer_names() -> dict[str, tuple[str, ...]]:
     return names
 
 
-def embedding_names(config: LAMConfig) -> dict[str, tuple[str, ...]]:
+def embedding_names(config: LAMHyperparameters) -> dict[str, tuple[str, ...]]:
     """Torch name -> path in the "embeddings" pytree; tables keep their (rows, d) layout."""
     names = {
         "embeddings.word_embeddings.weight": ("word",),
@@ -68,7 +68,7 @@ def embedding_names(config: LAMConfig) -> dict[str, tuple[str, ...]]:
     return names
 
 
-def torch_names(config: LAMConfig) -> set[str]:
+def torch_names(config: LAMHyperparameters) -> set[str]:
     """Every tensor name of a model with `config`, as in its state dict."""
     per_layer = set(layer_names())
     for module in INPUT_PROJECTIONS:
@@ -95,7 +95,7 @@ def _in_out(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(weight).T)
 
 
-def params_from_torch(tensors: dict[str, np.ndarray], config: LAMConfig) -> dict:
+def params_from_torch(tensors: dict[str, np.ndarray], config: LAMHyperparameters) -> dict:
     """The JAX parameter pytree of torch state-dict `tensors`; KeyError on missing or extra names."""
     expected = torch_names(config)
     if set(tensors) != expected:
@@ -117,7 +117,7 @@ def params_from_torch(tensors: dict[str, np.ndarray], config: LAMConfig) -> dict
     return params
 
 
-def torch_from_params(params: dict, config: LAMConfig) -> dict[str, np.ndarray]:
+def torch_from_params(params: dict, config: LAMHyperparameters) -> dict[str, np.ndarray]:
     """The torch state-dict tensors of a JAX parameter pytree (the inverse of `params_from_torch`)."""
     tensors = {name: np.asarray(_get(params["embeddings"], path)) for name, path in embedding_names(config).items()}
     widths = input_projection_widths(config)

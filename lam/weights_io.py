@@ -11,7 +11,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from .config import LAMConfig
+from .config import LAMHyperparameters
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -20,16 +20,17 @@ class ModelFileError(ValueError):
     """A model file is missing, unreadable, or disagrees with its config."""
 
 
-def expected_shapes(config: LAMConfig) -> dict[str, tuple[int, ...]]:
+def expected_shapes(config: LAMHyperparameters) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor a LAM model with `config` holds (its state_dict)."""
     from ._torch_model import LAMModel
+    from .config import pretrained_config
 
     with torch.device("meta"):
-        model = LAMModel(config)
+        model = LAMModel(pretrained_config(config))
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
-def read_weights(path: str | os.PathLike, config: LAMConfig) -> dict[str, np.ndarray]:
+def read_weights(path: str | os.PathLike, config: LAMHyperparameters) -> dict[str, np.ndarray]:
     """Load float32 arrays from a safetensors file, verifying names and shapes against `config`."""
     path = Path(path)
     if path.suffix != ".safetensors":
