@@ -9,11 +9,11 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file
 
 from .config import LAMHyperparameters
 from .remote_code import AUTO_MAP, write_remote_code
+from .schema import initial_value, parameters
 from .weights_io import WEIGHTS_NAME, write_weights
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -34,44 +34,23 @@ def config_from_teacher(teacher_path: Path, **overrides) -> LAMHyperparameters:
 
 def teacher_name_map(config: LAMHyperparameters) -> dict[str, str]:
     """LAM tensor name -> teacher (BertModel) tensor name, for every tensor the teacher provides."""
-    names = {
-        "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
-        "embeddings.token_type_embeddings.weight": "embeddings.token_type_embeddings.weight",
-        "embeddings.layer_norm.weight": "embeddings.LayerNorm.weight",
-        "embeddings.layer_norm.bias": "embeddings.LayerNorm.bias",
-    }
-    if config.position_policy != "none":
-        names["embeddings.position_embeddings.weight"] = "embeddings.position_embeddings.weight"
-    per_layer = {
-        "mixer.q_proj": "attention.self.query",
-        "mixer.k_proj": "attention.self.key",
-        "mixer.v_proj": "attention.self.value",
-        "mixer.o_proj": "attention.output.dense",
-        "mixer_norm": "attention.output.LayerNorm",
-        "ffn_in": "intermediate.dense",
-        "ffn_out": "output.dense",
-        "ffn_norm": "output.LayerNorm",
-    }
-    for i in range(config.num_hidden_layers):
-        for ours, theirs in per_layer.items():
-            for leaf in ("weight", "bias"):
-                names[f"layers.{i}.{ours}.{leaf}"] = f"encoder.layer.{i}.{theirs}.{leaf}"
-    return names
+    return {p.name: p.teacher for p in parameters(config) if p.init == "teacher"}
 
 
 def initial_tensors(config: LAMHyperparameters, teacher_weights: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every LAM tensor: the teacher's where it has one, SPEC §2 initialisation elsewhere."""
-    from ._torch_model import LAMModel
-    from .config import pretrained_config
-
-    torch.manual_seed(seed)
-    model = LAMModel(pretrained_config(config))
-    tensors = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
+    """Every LAM tensor (float32): the teacher's where it has one, SPEC §2 initialisation elsewhere
+    (drawn from numpy's generator seeded with `seed`, in state-dict order)."""
     teacher = load_file(str(teacher_weights))
-    for ours, theirs in teacher_name_map(config).items():
-        if teacher[theirs].shape != tensors[ours].shape:
-            raise ValueError(f"teacher tensor {theirs} has shape {teacher[theirs].shape}, LAM expects {tensors[ours].shape}")
-        tensors[ours] = teacher[theirs].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for parameter in parameters(config):
+        if parameter.init != "teacher":
+            tensors[parameter.name] = initial_value(parameter, config, rng)
+            continue
+        value = teacher[parameter.teacher]
+        if value.shape != parameter.shape:
+            raise ValueError(f"teacher tensor {parameter.teacher} has shape {value.shape}, LAM expects {parameter.shape}")
+        tensors[parameter.name] = value.astype(np.float32)
     return tensors
 
 

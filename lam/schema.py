@@ -108,13 +108,14 @@ def layer_parameters(config, i: int) -> list[Parameter]:
         start += width
     convs = {conv: [Parameter(f"{torch_prefix}.mixer.{conv}", (inner, config.conv_size), (*path, "mixer", conv, "taps"),
                               True, init="conv_identity")] for conv in ("q_conv", "k_conv", "v_conv")}
-    return [
-        *inputs["q_proj"], *inputs["k_proj"], *inputs["v_proj"], *convs["q_conv"], *convs["k_conv"], *convs["v_conv"],
-        *inputs["beta_proj"], *inputs["fast_proj"], *inputs["slow_proj"],
+    return [  # a module's own tensors come before its submodules' in a state dict
+        *convs["q_conv"], *convs["k_conv"], *convs["v_conv"],
+        Parameter(f"{torch_prefix}.mixer.out_norm", (config.head_dim,), (*path, "mixer", "out_norm"), init="ones"),
+        *inputs["q_proj"], *inputs["k_proj"], *inputs["v_proj"], *inputs["beta_proj"], *inputs["fast_proj"],
+        *inputs["slow_proj"],
         *linear(f"{torch_prefix}.mixer.flux_in", (*path, "mixer", "flux_in"), config.flux_hidden, 2 * config.head_dim),
         *linear(f"{torch_prefix}.mixer.flux_out", (*path, "mixer", "flux_out"), 1, config.flux_hidden),
         *inputs["read_fast_proj"], *inputs["read_slow_proj"], *inputs["gate_proj"],
-        Parameter(f"{torch_prefix}.mixer.out_norm", (config.head_dim,), (*path, "mixer", "out_norm"), init="ones"),
         *linear(f"{torch_prefix}.mixer.o_proj", (*path, "mixer", "o_proj"), d, inner, init="teacher",
                 bias_init="teacher", teacher=f"{teacher_prefix}.attention.output.dense"),
         *layer_norm(f"{torch_prefix}.mixer_norm", (*path, "mixer_norm"), d, f"{teacher_prefix}.attention.output.LayerNorm"),
