@@ -23,6 +23,7 @@ from jax import lax
 from ._jax_core import HIGHEST, delta_rule
 from .backends import check_compute_precision
 from .config import LAMHyperparameters
+from .reference import DeltaRuleInputs
 from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
 
@@ -174,7 +175,7 @@ def mixer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: 
         [x, real], block_tokens, halo=config.conv_size - 1)
     head_major = lambda t: jnp.moveaxis(t, 2, 1)  # noqa: E731  (B, L, H, ...) -> (B, H, L, ...)
     options = {} if form == "scan" else {"chunk_size": config.chunk_size}
-    o = delta_rule(form, *(head_major(t) for t in inputs), mask, config.num_backward_heads, **options)
+    o = delta_rule(form, DeltaRuleInputs(*(head_major(t) for t in inputs), mask), config.num_backward_heads, **options)
     return map_token_blocks(lambda windows, offset, size: (mixer_output(params, *windows, config),),
                             [jnp.moveaxis(o, 1, 2), gate], block_tokens)[0]
 
