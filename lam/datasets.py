@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 
 
-def data_dir() -> Path:
-    """`$LAM_DATA_DIR`, else the `shared/data` folder beside the repository checkout."""
+def data_dir(directory: str | os.PathLike | None = None) -> Path:
+    """`directory` if given, else `$LAM_DATA_DIR`, else the `shared/data` folder beside the repository
+    checkout; read when called (training and benchmarks take the directory as an argument)."""
+    if directory is not None:
+        return Path(directory)
     if os.environ.get("LAM_DATA_DIR"):
         return Path(os.environ["LAM_DATA_DIR"])
     return Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -95,7 +95,7 @@ RETENTION_BIASES = {"fast_proj": "fast_retention", "slow_proj": "slow_retention"
 
 def layer_parameters(config, i: int) -> list[Parameter]:
     """The tensors of layer `i`, in the torch modules' order."""
-    d, inner, heads = config.hidden_size, config.inner_size, config.num_heads
+    d, inner = config.hidden_size, config.inner_size
     torch_prefix, teacher_prefix, path = f"layers.{i}", f"encoder.layer.{i}", ("layers", i)
     inputs, start = {}, 0
     for module, width in input_projection_widths(config).items():

@@ -52,3 +52,16 @@ def test_invalid_hyperparameters_raise(fields):
         LAMHyperparameters(**fields)
     with pytest.raises(ValueError):
         LAMConfig(**fields)
+
+
+def test_data_directory_is_read_when_used(tmp_path, monkeypatch):
+    from lam.datasets import data_dir, stsb_pairs
+    from lam.training import data
+
+    (tmp_path / "stsb").mkdir()
+    (tmp_path / "stsb" / "dev.tsv").write_text("score\tsentence1\tsentence2\n4.5\ta cat\ta kitten\n")
+    monkeypatch.setenv("LAM_DATA_DIR", str(tmp_path))  # after lam.training.data was imported
+    assert data_dir() == tmp_path and data_dir(tmp_path / "other") == tmp_path / "other"
+    assert stsb_pairs("dev")[0] == ["a cat"]
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        data.load_wikipedia()

@@ -156,7 +156,6 @@ def accuracy(systems: dict, first: list[str], second: list[str], gold: np.ndarra
         a, b = emb[[row[s] for s in first]], emb[[row[s] for s in second]]
         cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         result["spearman"][name] = round(float(spearmanr(cosine, gold).statistic), 5)
-    lam_names = [n for n in embeddings if is_lam(n)]
     float32_names = [n for n in (lam_name("torch"), lam_name("jax")) if n in embeddings]
     if len(float32_names) == 2:
         x, y = (embeddings[n] for n in float32_names)
