@@ -1,6 +1,7 @@
 # Two entry points that set everything up on a fresh machine:
 #   make demo   - create .venv, install LAM, run `lam compare` (about a minute: LAM-base-v1 vs all-MiniLM-L6-v2)
-#   make test   - create .venv, install LAM with its test extras, run the whole test suite
+#   make test   - create .venv, install LAM with its test extras, run the whole test suite (slowest 15 listed)
+#   make lint   - ruff over the package, tests and benchmarks ([tool.ruff] in pyproject.toml)
 #   make compare-venv - create .venv-compare with the `compare` extra (sentence-transformers' ONNX and
 #                 OpenVINO backends need an older transformers than the test extra): .venv-compare/bin/lam compare
 PYTHON ?= python3
@@ -10,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 
 COMPARE_VENV := .venv-compare
 
-.PHONY: demo test install clean compare-venv
+.PHONY: demo test lint install clean compare-venv
 
 $(VENV)/.installed: pyproject.toml setup.py mmdit_jax/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +35,10 @@ demo: install
 	$(VENV)/bin/lam compare --out out/compare
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) $(COMPARE_VENV) build lam/_cython/*.so lam/_cython/*.c

@@ -30,6 +30,7 @@ import torch
 import lam._cython as compiled
 from lam.benchmarking.timing import interleaved_medians
 from lam._torch_core import delta_rule_chunked
+from lam.reference import DeltaRuleInputs
 
 
 def make_inputs(batch, length, heads, width, backward_heads, seed=0):
@@ -52,14 +53,19 @@ def make_inputs(batch, length, heads, width, backward_heads, seed=0):
     }
 
 
+def split(inputs):
+    """A `DeltaRuleInputs` and the number of backward heads."""
+    return DeltaRuleInputs(**{n: x for n, x in inputs.items() if n != "num_backward_heads"}), inputs["num_backward_heads"]
+
+
 def prepare_cython(inputs):
-    return lambda: compiled.delta_rule_cython(**inputs)
+    return lambda: compiled.delta_rule_cython(*split(inputs))
 
 
 def prepare_chunk(inputs):
     def run():
         with torch.inference_mode():
-            return delta_rule_chunked(**inputs)
+            return delta_rule_chunked(*split(inputs))
 
     return run
 
@@ -74,10 +80,11 @@ def prepare_jax(form, **options):
 
         from lam._jax_core import delta_rule
 
-        arrays = {name: jax.device_put(x.numpy()) for name, x in inputs.items() if name != "num_backward_heads"}
-        jitted = jax.jit(functools.partial(delta_rule, form, num_backward_heads=inputs["num_backward_heads"], **options))
-        jitted(**arrays).block_until_ready()
-        return lambda: jitted(**arrays).block_until_ready()
+        tensors, num_backward_heads = split(inputs)
+        arrays = DeltaRuleInputs(*(jax.device_put(x.numpy()) for x in tensors))
+        jitted = jax.jit(functools.partial(delta_rule, form, num_backward_heads=num_backward_heads, **options))
+        jitted(arrays).block_until_ready()
+        return lambda: jitted(arrays).block_until_ready()
 
     return prepare
 

@@ -11,15 +11,13 @@ import json
 import time
 
 import numpy as np
-from scipy.stats import spearmanr
 
-from lam.datasets import stsb_pairs
+from lam.datasets import spearman_of_cosine, stsb_pairs
+
 
 def spearman(encode, first: list[str], second: list[str], gold: np.ndarray) -> float:
     """Spearman correlation of cosine(encode(first), encode(second)) with the gold scores."""
-    a, b = np.asarray(encode(first)), np.asarray(encode(second))
-    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    return float(spearmanr(cosine, gold).statistic)
+    return spearman_of_cosine(np.asarray(encode(first)), np.asarray(encode(second)), gold)
 
 
 def timed_score(encode, first, second, gold) -> dict:

@@ -1,8 +1,9 @@
 """LAM: linear-attention sentence embeddings with a torch (Cython) and a JAX backend.
 
-`import lam` is light: `LAM`, `LAMConfig`, `LAMModel` and `BackendFallbackWarning` import
-torch and transformers on first use. Importing `LAMModel` (which `LAM` does) registers
-`model_type: "lam"` with transformers' Auto classes.
+`import lam` imports neither torch, transformers nor JAX: every public name loads its module on
+first use. `LAMHyperparameters` is a plain dataclass (config.json); `LAMConfig`, its transformers
+adapter, imports transformers, and `LAMModel` (the torch model) registers `model_type: "lam"` with
+transformers' Auto classes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["LAM", "LAMConfig", "LAMModel", "BackendFallbackWarning", "__version__"]
+__all__ = ["LAM", "LAMConfig", "LAMHyperparameters", "LAMModel", "BackendFallbackWarning", "__version__"]
 
 _LAZY_ATTRIBUTES = {"LAM": ".facade", "BackendFallbackWarning": ".facade", "LAMConfig": ".config",
-                    "LAMModel": "._torch_model"}
+                    "LAMHyperparameters": ".config", "LAMModel": "._torch_model"}
 
 
 def __getattr__(name: str):

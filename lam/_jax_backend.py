@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from ._jax_model import embed_sentences, with_compute_precision
-from .config import LAMConfig
+from .config import LAMHyperparameters
 from .conversion import params_from_torch
 from .registry import cache_root
 
@@ -95,7 +95,7 @@ class JaxBackend:
 
     name = "jax"
 
-    def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None,
+    def __init__(self, config: LAMHyperparameters, tensors: dict[str, np.ndarray], device: str | None = None,
                  compute_precision: str = "float32"):
         enable_compilation_cache()
         self.config = config

@@ -1,8 +1,8 @@
 """The hierarchical delta rule in JAX: a token scan (fastest on CPU) and a chunkwise-parallel
 form (for accelerators), both `lax.scan`s over pure arrays, traceable under `jax.jit`.
 
-Shapes as in `lam.reference`: q, k (B, H, L, Dk); v (B, H, L, Dv); gates (B, H, L);
-mask (B, L). The last `num_backward_heads` heads read from the end; the output o
+Each form takes a `lam.reference.DeltaRuleInputs` of arrays: q, k (B, H, L, Dk); v (B, H, L, Dv);
+gates (B, H, L); mask (B, L). The last `num_backward_heads` heads read from the end; the output o
 (B, H, L, Dv) is zero at masked positions. Computation follows the inputs' dtype
 (float64 inside `with jax.enable_x64(True)`).
 """
@@ -13,6 +13,8 @@ import os
 
 import jax.numpy as jnp
 from jax import lax
+
+from .reference import DeltaRuleInputs
 
 FORMS = ("scan", "chunk")
 HIGHEST = lax.Precision.HIGHEST
@@ -135,9 +137,11 @@ def _chunked_scan(q, k, v, beta, log_decay, read, chunk_size: int):
     return jnp.moveaxis(out, 0, 1).reshape(pairs, length, -1)
 
 
-def _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask):
-    """beta (B, H, L) and per-memory decay, read (B, H, L, 2), with beta 0 and decay 1 where masked."""
-    real = (mask != 0)[:, None, :]
+def _masked_gates(inputs: DeltaRuleInputs):
+    """real (B, 1, L), beta (B, H, L) and per-memory decay, read (B, H, L, 2), with beta 0 and decay 1
+    where masked."""
+    beta, decay_fast, decay_slow, read_fast, read_slow = inputs.gates()
+    real = (inputs.mask != 0)[:, None, :]
     beta = jnp.where(real, beta, 0)
     decay = jnp.where(real[..., None], jnp.stack([decay_fast, decay_slow], axis=-1), 1)
     return real, beta, decay, jnp.stack([read_fast, read_slow], axis=-1)
@@ -151,16 +155,16 @@ def independent_maps(fn, xs: tuple, groups: int):
     return outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=0)
 
 
-def delta_rule_scan(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, num_backward_heads,
-                    unroll: int = 1, block_pairs: int | None = None):
+def delta_rule_scan(inputs: DeltaRuleInputs, num_backward_heads: int, unroll: int = 1, block_pairs: int | None = None):
     """Token-scan form: a `lax.scan` over time, vectorised over (sequence, head) pairs and both memories.
 
     Pairs run in blocks of `block_pairs` (`lax.map` over blocks, each scanned over all tokens) so
     that a block's state stays in cache; default: as many as fit in STATE_BLOCK_BYTES. The blocks
     are shared among up to SCAN_GROUPS independent maps.
     """
+    q, k, v = inputs.q, inputs.k, inputs.v
     batch, heads, length, dk = k.shape
-    real, beta, decay, read = _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask)
+    real, beta, decay, read = _masked_gates(inputs)
     pairs = batch * heads
     if block_pairs is None:
         block_pairs = max(1, STATE_BLOCK_BYTES // (decay.shape[-1] * dk * v.shape[-1] * v.dtype.itemsize))
@@ -180,11 +184,10 @@ def delta_rule_scan(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow,
     return jnp.where(real[..., None], out, 0)
 
 
-def delta_rule_chunked(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, num_backward_heads,
-                       chunk_size: int = 64):
+def delta_rule_chunked(inputs: DeltaRuleInputs, num_backward_heads: int, chunk_size: int = 64):
     """Chunkwise-parallel form: a `lax.scan` over chunks of `chunk_size` tokens."""
-    batch, heads, length, _ = k.shape
-    real, beta, decay, read = _masked_gates(beta, decay_fast, decay_slow, read_fast, read_slow, mask)
+    batch, heads, length, _ = inputs.k.shape
+    real, beta, decay, read = _masked_gates(inputs)
     chunk_size = min(chunk_size, 1 << (length - 1).bit_length())
     pad = (-length) % chunk_size
 
@@ -193,16 +196,15 @@ def delta_rule_chunked(q, k, v, beta, decay_fast, decay_slow, read_fast, read_sl
         x = jnp.pad(x, [(0, 0), (0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 3))
         return x.reshape(batch * heads, length + pad, *x.shape[3:])
 
-    q, k, v, beta, log_decay, read = (pair_major(x) for x in (q, k, v, beta, jnp.log(decay), read))
+    q, k, v, beta, log_decay, read = (pair_major(x) for x in (*inputs[:3], beta, jnp.log(decay), read))
     out = _chunked_scan(q, k, v, beta, jnp.moveaxis(log_decay, -1, 1), jnp.moveaxis(read, -1, 1), chunk_size)
     out = out.reshape(batch, heads, length + pad, -1)[:, :, :length]
     return jnp.where(real[..., None], reading_order(out, num_backward_heads), 0)
 
 
-def delta_rule(form: str, *args, **options):
-    """Dispatch to the "scan" or "chunk" form; args as `lam.reference.delta_rule_reference`."""
-    if form == "scan":
-        return delta_rule_scan(*args, **options)
-    if form == "chunk":
-        return delta_rule_chunked(*args, **options)
-    raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+def delta_rule(form: str, inputs: DeltaRuleInputs, num_backward_heads: int, **options):
+    """Dispatch to the "scan" or "chunk" form; options go to the form (unroll, block_pairs; chunk_size)."""
+    forms = {"scan": delta_rule_scan, "chunk": delta_rule_chunked}
+    if form not in forms:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    return forms[form](inputs, num_backward_heads, **options)

@@ -22,7 +22,8 @@ from jax import lax
 
 from ._jax_core import HIGHEST, delta_rule
 from .backends import check_compute_precision
-from .config import LAMConfig
+from .config import LAMHyperparameters
+from .reference import DeltaRuleInputs
 from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
 
@@ -98,7 +99,7 @@ def directional_conv(x, taps, backward_channels: int):
     return jnp.concatenate([forward, backward], axis=-1)
 
 
-def embed(params, input_ids, config: LAMConfig):
+def embed(params, input_ids, config: LAMHyperparameters):
     """Word + token type 0 + position (per `config.position_policy`), then LayerNorm: (B, L, d)."""
     x = jnp.take(params["word"], input_ids, axis=0) + params["token_type"][0]
     if config.position_policy == "clamp":
@@ -135,7 +136,7 @@ def map_token_blocks(fn, arrays, block_tokens: int | None, halo: int = 0):
     return tuple(jnp.moveaxis(o, 0, 1).reshape(batch, count * size, *o.shape[3:])[:, :length] for o in outputs)
 
 
-def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMConfig):
+def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMHyperparameters):
     """q, k, v (B, T, H, D), the five gates (B, T, H) and SiLU(output gate) (B, T, inner) of the
     `size` tokens from `offset` of a window x (B, W, d) with real (B, W, 1).
 
@@ -160,13 +161,13 @@ def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMConfig
     return q, k, v, beta, fast, slow, read_fast, read_slow, jax.nn.silu(gate)
 
 
-def mixer_output(params, o, gate, config: LAMConfig):
+def mixer_output(params, o, gate, config: LAMHyperparameters):
     """Mixer output (B, T, d) from delta-rule reads o (B, T, H, D) and SiLU(output gate) (B, T, inner)."""
     o = o * lax.rsqrt(jnp.mean(o * o, axis=-1, keepdims=True) + config.rms_norm_eps) * params["out_norm"]
     return linear(params["o_proj"], o.reshape(*gate.shape) * gate)
 
 
-def mixer(params, x, mask, config: LAMConfig, form: str, block_tokens: int | None):
+def mixer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):
     """The LAM mixer: hidden states (B, L, d) and mask (B, L) to (B, L, d); token-wise parts in blocks."""
     real = (mask != 0)[..., None]
     *inputs, gate = map_token_blocks(
@@ -174,12 +175,12 @@ def mixer(params, x, mask, config: LAMConfig, form: str, block_tokens: int | Non
         [x, real], block_tokens, halo=config.conv_size - 1)
     head_major = lambda t: jnp.moveaxis(t, 2, 1)  # noqa: E731  (B, L, H, ...) -> (B, H, L, ...)
     options = {} if form == "scan" else {"chunk_size": config.chunk_size}
-    o = delta_rule(form, *(head_major(t) for t in inputs), mask, config.num_backward_heads, **options)
+    o = delta_rule(form, DeltaRuleInputs(*(head_major(t) for t in inputs), mask), config.num_backward_heads, **options)
     return map_token_blocks(lambda windows, offset, size: (mixer_output(params, *windows, config),),
                             [jnp.moveaxis(o, 1, 2), gate], block_tokens)[0]
 
 
-def layer(params, x, mask, config: LAMConfig, form: str, block_tokens: int | None):
+def layer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):
     """Post-LN block: h = LN(x + Mixer(x)); x' = LN(h + FFN(h)), GELU (erf)."""
     eps = config.layer_norm_eps
 
@@ -193,7 +194,7 @@ def layer(params, x, mask, config: LAMConfig, form: str, block_tokens: int | Non
     return map_token_blocks(block, [x, mixed], block_tokens)[0]
 
 
-def encode(params, input_ids, attention_mask, config: LAMConfig, form: str = "scan",
+def encode(params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
            block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
     """Last hidden states (B, L, d) of token ids and attention mask (B, L).
 
@@ -219,7 +220,7 @@ def mean_pool(hidden, attention_mask):
     return jnp.sum(hidden * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1e-9)
 
 
-def embed_sentences(params, input_ids, attention_mask, config: LAMConfig, form: str = "scan",
+def embed_sentences(params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
                     block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
     """Token embeddings (B, L, d) and L2-normalised mean-pooled sentence embeddings (B, d)."""
     hidden = encode(params, input_ids, attention_mask, config, form, block_tokens)

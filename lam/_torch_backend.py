@@ -11,7 +11,7 @@ import torch
 from . import _cython
 from ._torch_model import LAMModel, mean_pool
 from ._torch_precision import prepare_inference
-from .config import LAMConfig
+from .config import LAMHyperparameters, pretrained_config
 
 
 class TorchBackend:
@@ -22,7 +22,7 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None,
+    def __init__(self, config: LAMHyperparameters, tensors: dict[str, np.ndarray], device: str | None = None,
                  compute_precision: str = "float32"):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.device_type = self.device.type
@@ -31,7 +31,7 @@ class TorchBackend:
         if self.device.type == "cpu" and not _cython.AVAILABLE:
             warnings.warn(f"LAM: the compiled Cython kernel is not available ({_cython.IMPORT_ERROR}); "
                           "the torch backend runs the slower pure-torch chunkwise form", stacklevel=4)
-        self.model = LAMModel(config)
+        self.model = LAMModel(pretrained_config(config))
         self.model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
         self.model.eval().to(self.device)
         prepare_inference(self.model, compute_precision)

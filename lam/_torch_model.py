@@ -12,11 +12,11 @@ from transformers import AutoConfig, AutoModel
 
 from . import _cython
 from . import modeling_lam as plain
-from ._torch_core import KERNELS, delta_rule_chunked
+from ._torch_core import KERNELS, delta_rule
 from ._torch_precision import onednn_linear, onednn_usable
 from .config import LAMConfig
 from .modeling_lam import directional_conv, l2_normalize, mean_pool  # noqa: F401  (re-exported)
-from .reference import delta_rule_reference
+from .reference import DeltaRuleInputs
 from .remote_code import AUTO_MAP, write_remote_code
 from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
@@ -77,8 +77,9 @@ class LAMMixer(plain.LAMMixer):
             parts = self.delta_rule_inputs(x[:, lo:hi], real[:, lo:hi])
             return tuple(p.narrow(2, start - lo, stop - start) for p in parts)
 
-        inputs = over_token_blocks(inputs_of_block, blocks, length, time_dim=2)
-        o = run_delta_rule(kernel, *inputs, mask, self.config)
+        inputs = DeltaRuleInputs(*over_token_blocks(inputs_of_block, blocks, length, time_dim=2), mask)
+        options = {"chunk_size": self.config.chunk_size} if kernel == "chunk" else {}
+        o = delta_rule(kernel, inputs, self.config.num_backward_heads, **options)
         del inputs
         return over_token_blocks(lambda start, stop: (self.output(o[:, :, start:stop], x[:, start:stop]),),
                                  blocks, length, time_dim=1)[0]
@@ -102,19 +103,6 @@ def over_token_blocks(fn, blocks, length: int, time_dim: int) -> tuple[torch.Ten
         for out, part in zip(outputs, parts):
             out.narrow(time_dim, start, stop - start).copy_(part)
     return outputs
-
-
-def run_delta_rule(kernel, q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, config):
-    """Dispatch the delta rule to one of its forms; see `lam.reference` for shapes."""
-    args = (q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, config.num_backward_heads)
-    if kernel == "chunk":
-        return delta_rule_chunked(*args, chunk_size=config.chunk_size)
-    if kernel == "cython":
-        return _cython.delta_rule_cython(*args).to(q.dtype)
-    if kernel == "reference":
-        out = delta_rule_reference(*(a.detach().cpu().numpy() for a in args[:-1]), args[-1])
-        return torch.from_numpy(out).to(q)
-    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
 class LAMLayer(plain.LAMLayer):

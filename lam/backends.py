@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # this module is imported by the command-line parser, which stays light
     import numpy as np
 
-    from .config import LAMConfig
+    from .config import LAMHyperparameters
 
 BACKEND_ALIASES = {"torch": "torch", "cython": "torch", "jax": "jax"}
 BACKEND_CHOICES = ("auto", *BACKEND_ALIASES)
@@ -43,7 +43,7 @@ def check_compute_precision(precision: str) -> str:
     return precision
 
 
-def load_backend(name: str, config: LAMConfig, tensors: dict[str, np.ndarray], device: str | None = None,
+def load_backend(name: str, config: LAMHyperparameters, tensors: dict[str, np.ndarray], device: str | None = None,
                  compute_precision: str = "float32"):
     """Instantiate backend `name` ('torch' or 'jax'); raises whatever its import or set-up raises."""
     if name == "torch":

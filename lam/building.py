@@ -9,11 +9,11 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file
 
-from .config import LAMConfig
+from .config import LAMHyperparameters
 from .remote_code import AUTO_MAP, write_remote_code
+from .schema import initial_value, parameters
 from .weights_io import WEIGHTS_NAME, write_weights
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -21,59 +21,40 @@ BERT_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "intermedi
                     "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
 
 
-def config_from_teacher(teacher_path: Path, **overrides) -> LAMConfig:
-    """A LAMConfig with the teacher's BERT sizes; heads of 32 dimensions over the same width."""
+def config_from_teacher(teacher_path: Path, **overrides) -> LAMHyperparameters:
+    """Hyperparameters with the teacher's BERT sizes; heads of 32 dimensions over the same width."""
     bert = json.loads((teacher_path / "config.json").read_text())
     fields = {key: bert[key] for key in BERT_CONFIG_KEYS if key in bert}
     fields["num_heads"] = bert["num_attention_heads"]
     fields["head_dim"] = bert["hidden_size"] // bert["num_attention_heads"]
     fields["num_backward_heads"] = fields["num_heads"] // 2
     fields.update(overrides)
-    return LAMConfig(**fields)
+    return LAMHyperparameters(**fields)
 
 
-def teacher_name_map(config: LAMConfig) -> dict[str, str]:
+def teacher_name_map(config: LAMHyperparameters) -> dict[str, str]:
     """LAM tensor name -> teacher (BertModel) tensor name, for every tensor the teacher provides."""
-    names = {
-        "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
-        "embeddings.token_type_embeddings.weight": "embeddings.token_type_embeddings.weight",
-        "embeddings.layer_norm.weight": "embeddings.LayerNorm.weight",
-        "embeddings.layer_norm.bias": "embeddings.LayerNorm.bias",
-    }
-    if config.position_policy != "none":
-        names["embeddings.position_embeddings.weight"] = "embeddings.position_embeddings.weight"
-    per_layer = {
-        "mixer.q_proj": "attention.self.query",
-        "mixer.k_proj": "attention.self.key",
-        "mixer.v_proj": "attention.self.value",
-        "mixer.o_proj": "attention.output.dense",
-        "mixer_norm": "attention.output.LayerNorm",
-        "ffn_in": "intermediate.dense",
-        "ffn_out": "output.dense",
-        "ffn_norm": "output.LayerNorm",
-    }
-    for i in range(config.num_hidden_layers):
-        for ours, theirs in per_layer.items():
-            for leaf in ("weight", "bias"):
-                names[f"layers.{i}.{ours}.{leaf}"] = f"encoder.layer.{i}.{theirs}.{leaf}"
-    return names
+    return {p.name: p.teacher for p in parameters(config) if p.init == "teacher"}
 
 
-def initial_tensors(config: LAMConfig, teacher_weights: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every LAM tensor: the teacher's where it has one, SPEC §2 initialisation elsewhere."""
-    from ._torch_model import LAMModel
-
-    torch.manual_seed(seed)
-    tensors = {name: t.detach().numpy().copy() for name, t in LAMModel(config).state_dict().items()}
+def initial_tensors(config: LAMHyperparameters, teacher_weights: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every LAM tensor (float32): the teacher's where it has one, SPEC §2 initialisation elsewhere
+    (drawn from numpy's generator seeded with `seed`, in state-dict order)."""
     teacher = load_file(str(teacher_weights))
-    for ours, theirs in teacher_name_map(config).items():
-        if teacher[theirs].shape != tensors[ours].shape:
-            raise ValueError(f"teacher tensor {theirs} has shape {teacher[theirs].shape}, LAM expects {tensors[ours].shape}")
-        tensors[ours] = teacher[theirs].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for parameter in parameters(config):
+        if parameter.init != "teacher":
+            tensors[parameter.name] = initial_value(parameter, config, rng)
+            continue
+        value = teacher[parameter.teacher]
+        if value.shape != parameter.shape:
+            raise ValueError(f"teacher tensor {parameter.teacher} has shape {value.shape}, LAM expects {parameter.shape}")
+        tensors[parameter.name] = value.astype(np.float32)
     return tensors
 
 
-def sentence_transformers_files(config: LAMConfig) -> dict[str, str]:
+def sentence_transformers_files(config: LAMHyperparameters) -> dict[str, str]:
     """Relative path -> text of the Transformer -> Pooling -> Normalize layout files."""
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -102,7 +83,7 @@ def set_tokenizer_max_length(tokenizer_config: Path, max_length: int) -> None:
     tokenizer_config.write_text(json.dumps(fields, indent=2))
 
 
-def write_model_dir(out_dir: str | os.PathLike, config: LAMConfig, tensors: dict[str, np.ndarray],
+def write_model_dir(out_dir: str | os.PathLike, config: LAMHyperparameters, tensors: dict[str, np.ndarray],
                     tokenizer_dir: Path, model_card: str | None = None, overwrite: bool = True) -> Path:
     """Write a complete model directory atomically: built beside `out_dir`, then renamed into place.
 
@@ -114,9 +95,8 @@ def write_model_dir(out_dir: str | os.PathLike, config: LAMConfig, tensors: dict
     staging = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        config.architectures = ["LAMModel"]
-        config.auto_map = dict(AUTO_MAP)
-        config.to_json_file(staging / "config.json")
+        LAMHyperparameters.of(config).to_json_file(staging / "config.json", architectures=["LAMModel"],
+                                                   auto_map=dict(AUTO_MAP))
         write_remote_code(staging)
         write_weights(tensors, staging / WEIGHTS_NAME)
         for name in TOKENIZER_FILES:

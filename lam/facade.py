@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .backends import canonical_backend, check_compute_precision, load_backend, other_backend
 from .batching import TextTokenizer, pad_batch, plan_batches
-from .config import LAMConfig
+from .config import LAMHyperparameters
 from .quantization import PRECISIONS, quantize
 from .registry import resolve_model
 from .weights_io import WEIGHTS_NAME, read_weights
@@ -32,7 +32,7 @@ class BackendFallbackWarning(UserWarning):
     """The requested backend failed and LAM switched to the other one."""
 
 
-def _read_max_seq_length(model_dir: Path, config: LAMConfig) -> int:
+def _read_max_seq_length(model_dir: Path, config: LAMHyperparameters) -> int:
     st_config = model_dir / "sentence_bert_config.json"
     if st_config.is_file():
         return int(json.loads(st_config.read_text()).get("max_seq_length", config.max_seq_length))
@@ -66,7 +66,7 @@ class LAM:
             _check_positive_int("truncate_dim", truncate_dim)
         self.truncate_dim = truncate_dim
         self.model_dir = resolve_model(model_name_or_path)
-        self.config = LAMConfig.from_json_file(str(self.model_dir / "config.json"))
+        self.config = LAMHyperparameters.from_json_file(self.model_dir / "config.json")
         self._tensors = read_weights(self.model_dir / WEIGHTS_NAME, self.config)
         self._tokenize = TextTokenizer(self.model_dir / "tokenizer.json", _read_max_seq_length(self.model_dir, self.config))
         self.fallback = fallback
@@ -173,8 +173,7 @@ class LAM:
         from .building import write_model_dir
 
         card = self.model_dir / "README.md"
-        config = LAMConfig.from_dict(self.config.to_dict())
-        config.max_seq_length = self.max_seq_length
+        config = self.config.replace(max_seq_length=self.max_seq_length)
         return write_model_dir(path, config, self._tensors, self.model_dir,
                                card.read_text() if card.is_file() else None)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._jax_model import embed_sentences
 from .batching import TextTokenizer, pad_batch
-from .config import LAMConfig
+from .config import LAMHyperparameters
 from .conversion import fused_bias_mask, params_from_torch, torch_from_params
 from .registry import resolve_model
 from .weights_io import WEIGHTS_NAME, read_weights
@@ -42,23 +42,23 @@ class LAMParams:
     source: str
 
     @property
-    def config(self) -> LAMConfig:
+    def config(self) -> LAMHyperparameters:
         return _config_from_json(self.config_json)
 
 
 @functools.lru_cache(maxsize=16)
-def _config_from_json(text: str) -> LAMConfig:
+def _config_from_json(text: str) -> LAMHyperparameters:
     import json
 
-    return LAMConfig.from_dict(json.loads(text))
+    return LAMHyperparameters.from_dict(json.loads(text))
 
 
 def load_params(model: str | os.PathLike = "LAM-base-v1") -> LAMParams:
     """The parameters of a built-in model name or a model directory, as float32 jax arrays."""
     model_dir = resolve_model(model)
-    config = LAMConfig.from_json_file(str(model_dir / "config.json"))
+    config = LAMHyperparameters.from_json_file(model_dir / "config.json")
     tree = params_from_torch(read_weights(model_dir / WEIGHTS_NAME, config), config)
-    return LAMParams(jax.tree.map(jnp.asarray, tree), config.to_json_string(use_diff=False), str(model_dir))
+    return LAMParams(jax.tree.map(jnp.asarray, tree), config.to_json_string(), str(model_dir))
 
 
 def tokenize(params: LAMParams, texts: list[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,22 +1,42 @@
 """Float64 token-by-token reference of the hierarchical delta rule (SPEC §2.5-2.6).
 
-This is the truth every fast form is tested against. Shapes, for every form:
-q, k, v: (B, H, L, D); beta, decay_fast, decay_slow, read_fast, read_slow: (B, H, L);
-mask: (B, L), 1 for real tokens. The last `num_backward_heads` heads read from the end.
-The output o: (B, H, L, D) is zero at masked positions.
+This is the truth every fast form is tested against. Every form (this one, the torch chunkwise
+form, the Cython token scan, the JAX scan and chunkwise forms) takes a `DeltaRuleInputs` and
+`num_backward_heads`, the last heads that read from the end (a static setting, not an array).
+The output o: (B, H, L, Dv) is zero at masked positions.
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 
-def delta_rule_reference(q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow, mask, num_backward_heads):
-    """Run both memories of every head token by token in float64; returns o (B, H, L, D)."""
-    q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow = (
-        np.asarray(a, dtype=np.float64) for a in (q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow)
-    )
-    mask = np.asarray(mask).astype(bool)
+class DeltaRuleInputs(NamedTuple):
+    """The arrays of the delta rule (numpy, torch or JAX): q, k (B, H, L, Dk); v (B, H, L, Dv);
+    per-token gates (B, H, L): write strength beta, fast and slow retention (decays), fast and slow
+    read weights; mask (B, L), nonzero for real tokens."""
+
+    q: Any
+    k: Any
+    v: Any
+    beta: Any
+    decay_fast: Any
+    decay_slow: Any
+    read_fast: Any
+    read_slow: Any
+    mask: Any
+
+    def gates(self) -> tuple:
+        """beta, decay_fast, decay_slow, read_fast, read_slow."""
+        return self[3:8]
+
+
+def delta_rule_reference(inputs: DeltaRuleInputs, num_backward_heads: int) -> np.ndarray:
+    """Run both memories of every head token by token in float64; returns o (B, H, L, Dv)."""
+    q, k, v, beta, decay_fast, decay_slow, read_fast, read_slow = (np.asarray(a, dtype=np.float64) for a in inputs[:-1])
+    mask = np.asarray(inputs.mask).astype(bool)
     batch, heads, length, dk = k.shape
     out = np.zeros(v.shape, dtype=np.float64)
     for h in range(heads):

@@ -1,4 +1,5 @@
-"""Reading and writing `model.safetensors` (SPEC §4): safetensors only, checked against the config."""
+"""Reading and writing `model.safetensors` (SPEC §4): safetensors only, checked against the config
+(the names and shapes of `lam.schema`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from .config import LAMConfig
+from .config import LAMHyperparameters
+from .schema import expected_shapes
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -20,16 +21,7 @@ class ModelFileError(ValueError):
     """A model file is missing, unreadable, or disagrees with its config."""
 
 
-def expected_shapes(config: LAMConfig) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor a LAM model with `config` holds (its state_dict)."""
-    from ._torch_model import LAMModel
-
-    with torch.device("meta"):
-        model = LAMModel(config)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
-def read_weights(path: str | os.PathLike, config: LAMConfig) -> dict[str, np.ndarray]:
+def read_weights(path: str | os.PathLike, config: LAMHyperparameters) -> dict[str, np.ndarray]:
     """Load float32 arrays from a safetensors file, verifying names and shapes against `config`."""
     path = Path(path)
     if path.suffix != ".safetensors":

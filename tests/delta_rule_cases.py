@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-from lam.reference import delta_rule_reference
+from lam.reference import DeltaRuleInputs, delta_rule_reference
 
 WIDTH = 32
 DECAY_RANGES = ((0.01, 0.99), (0.04, 0.06), (0.998, 0.9995))
@@ -53,4 +53,4 @@ def make_inputs(batch, length, mask_kind, heads, dk=WIDTH, dv=WIDTH, seed=0):
 def reference_case(batch, length, mask_kind, heads, num_backward_heads, dk=WIDTH, dv=WIDTH):
     """make_inputs(...) and the float64 reference output for them."""
     inputs = make_inputs(batch, length, mask_kind, heads, dk, dv)
-    return inputs, delta_rule_reference(**inputs, num_backward_heads=num_backward_heads)
+    return inputs, delta_rule_reference(DeltaRuleInputs(**inputs), num_backward_heads)

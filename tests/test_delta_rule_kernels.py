@@ -17,6 +17,7 @@ import delta_rule_cases
 import lam._cython as compiled
 from delta_rule_cases import WIDTH, reference_case
 from lam._torch_core import delta_rule_chunked
+from lam.reference import DeltaRuleInputs
 
 TOLERANCE = 1e-5
 HEADS = 12
@@ -51,12 +52,12 @@ def case(batch, length, mask_kind, num_backward_heads, dk=WIDTH, dv=WIDTH):
 
 
 def as_torch(inputs):
-    return {name: torch.from_numpy(x) for name, x in inputs.items()}
+    return DeltaRuleInputs(**{name: torch.from_numpy(x) for name, x in inputs.items()})
 
 
 def run_chunked(inputs, num_backward_heads):
     with torch.inference_mode():
-        return delta_rule_chunked(**as_torch(inputs), num_backward_heads=num_backward_heads).numpy()
+        return delta_rule_chunked(as_torch(inputs), num_backward_heads=num_backward_heads).numpy()
 
 
 def max_error(actual, expected):
@@ -77,7 +78,7 @@ def batch_for(length):
 def test_cython_matches_reference(length, num_backward_heads):
     cython_kernel = require_cython()
     inputs, expected = case(batch_for(length), length, "padded", num_backward_heads)
-    actual = cython_kernel(**as_torch(inputs), num_backward_heads=num_backward_heads)
+    actual = cython_kernel(as_torch(inputs), num_backward_heads=num_backward_heads)
     assert actual.dtype == torch.float32
     assert max_error(actual.numpy(), expected) <= TOLERANCE
 
@@ -95,8 +96,8 @@ def test_general_mask(length, num_backward_heads):
     cython_kernel = require_cython()
     inputs, expected = case(3, length, "holes", num_backward_heads)
     tensors = as_torch(inputs)
-    assert not tensors["mask"].is_contiguous()
-    actual = cython_kernel(**tensors, num_backward_heads=num_backward_heads)
+    assert not tensors.mask.is_contiguous()
+    actual = cython_kernel(tensors, num_backward_heads=num_backward_heads)
     assert max_error(actual.numpy(), expected) <= TOLERANCE
     assert max_error(run_chunked(inputs, num_backward_heads), expected) <= TOLERANCE
 
@@ -105,7 +106,7 @@ def test_general_mask(length, num_backward_heads):
 def test_cython_key_and_value_widths_differ(dk, dv):
     cython_kernel = require_cython()
     inputs, expected = case(3, 70, "holes", 5, dk=dk, dv=dv)
-    actual = cython_kernel(**as_torch(inputs), num_backward_heads=5)
+    actual = cython_kernel(as_torch(inputs), num_backward_heads=5)
     assert max_error(actual.numpy(), expected) <= TOLERANCE
 
 
@@ -113,8 +114,8 @@ def test_cython_matches_chunked_on_a_larger_case():
     cython_kernel = require_cython()
     inputs = make_inputs(16, 300, "padded")
     with torch.inference_mode():
-        chunked = delta_rule_chunked(**as_torch(inputs), num_backward_heads=6)
-    actual = cython_kernel(**as_torch(inputs), num_backward_heads=6)
+        chunked = delta_rule_chunked(as_torch(inputs), num_backward_heads=6)
+    actual = cython_kernel(as_torch(inputs), num_backward_heads=6)
     assert max_error(actual.numpy(), chunked.double().numpy()) <= TOLERANCE
 
 
@@ -130,9 +131,9 @@ def test_thread_count_does_not_change_a_bit():
 def test_torch_entry_point_takes_any_float_dtype_and_no_grad():
     cython_kernel = require_cython()
     inputs, expected = case(3, 65, "padded", 5)
-    tensors = {name: x.double().requires_grad_() for name, x in as_torch(inputs).items() if name != "mask"}
+    tensors = {name: x.double().requires_grad_() for name, x in as_torch(inputs)._asdict().items() if name != "mask"}
     mask = torch.from_numpy(inputs["mask"]).bool()
-    actual = cython_kernel(**tensors, mask=mask, num_backward_heads=5)
+    actual = cython_kernel(DeltaRuleInputs(**tensors, mask=mask), num_backward_heads=5)
     assert actual.dtype == torch.float32 and not actual.requires_grad
     assert max_error(actual.numpy(), expected) <= TOLERANCE
 
@@ -142,7 +143,7 @@ def test_missing_extension_raises_with_build_hint(monkeypatch):
     monkeypatch.setattr(compiled, "IMPORT_ERROR", ImportError("no module"))
     inputs = make_inputs(1, 1, "padded")
     with pytest.raises(RuntimeError, match="pip install -e ."):
-        compiled.delta_rule_cython(**as_torch(inputs), num_backward_heads=0)
+        compiled.delta_rule_cython(as_torch(inputs), num_backward_heads=0)
 
 
 # Changes to valid arguments that the numpy entry point must reject with a ValueError.

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from corpus_helpers import (assert_every_id_once_and_embeddings_match, corpus_texts, read_output, temporaries,

@@ -15,6 +15,7 @@ jax = pytest.importorskip("jax")
 
 from lam._jax_core import delta_rule, delta_rule_chunked, delta_rule_scan, unit_lower_inverse  # noqa: E402
 from delta_rule_cases import WIDTH, reference_case  # noqa: E402
+from lam.reference import DeltaRuleInputs  # noqa: E402
 
 TOLERANCE = 1e-5
 HEADS = 6
@@ -43,7 +44,7 @@ def max_error(actual, expected):
 @pytest.mark.parametrize("form", FORMS)
 def test_matches_reference(form, length, num_backward_heads):
     inputs, expected = case(2 if length >= 1000 else 3, length, "padded", num_backward_heads)
-    actual = FORMS[form](**inputs, num_backward_heads=num_backward_heads)
+    actual = FORMS[form](DeltaRuleInputs(**inputs), num_backward_heads=num_backward_heads)
     assert actual.dtype == np.float32
     assert max_error(actual, expected) <= TOLERANCE
     assert not np.asarray(actual)[np.broadcast_to((inputs["mask"] == 0)[:, None], actual.shape[:3])].any()
@@ -53,7 +54,7 @@ def test_matches_reference(form, length, num_backward_heads):
 @pytest.mark.parametrize("form", FORMS)
 def test_general_mask(form, length):
     inputs, expected = case(3, length, "holes", 3)
-    assert max_error(FORMS[form](**inputs, num_backward_heads=3), expected) <= TOLERANCE
+    assert max_error(FORMS[form](DeltaRuleInputs(**inputs), num_backward_heads=3), expected) <= TOLERANCE
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -65,42 +66,42 @@ def test_masked_tokens_change_nothing(form):
     for name in ("q", "k", "v", "beta", "decay_fast", "decay_slow", "read_fast", "read_slow"):
         noisy[name] = inputs[name].copy()
         noisy[name][masked[:, None].repeat(HEADS, 1)] = rng.uniform(0.1, 0.9)
-    clean = np.asarray(FORMS[form](**inputs, num_backward_heads=3))
-    assert np.abs(np.asarray(FORMS[form](**noisy, num_backward_heads=3)) - clean).max() <= 1e-6
+    clean = np.asarray(FORMS[form](DeltaRuleInputs(**inputs), num_backward_heads=3))
+    assert np.abs(np.asarray(FORMS[form](DeltaRuleInputs(**noisy), num_backward_heads=3)) - clean).max() <= 1e-6
 
 
 @pytest.mark.parametrize("form", FORMS)
 def test_key_and_value_widths_differ(form):
     inputs, expected = case(3, 70, "holes", 3, dk=24, dv=40)
-    assert max_error(FORMS[form](**inputs, num_backward_heads=3), expected) <= TOLERANCE
+    assert max_error(FORMS[form](DeltaRuleInputs(**inputs), num_backward_heads=3), expected) <= TOLERANCE
 
 
 @pytest.mark.parametrize("form", FORMS)
 def test_float64_under_enable_x64(form):
     inputs, expected = case(3, 65, "padded", 2)
     with jax.enable_x64(True):
-        actual = FORMS[form](**{name: x.astype(np.float64) for name, x in inputs.items()}, num_backward_heads=2)
+        actual = FORMS[form](DeltaRuleInputs(**{name: x.astype(np.float64) for name, x in inputs.items()}), num_backward_heads=2)
         assert actual.dtype == np.float64
         assert max_error(actual, expected) <= 1e-12
 
 
 def test_scan_blocking_and_unroll_change_no_result():
     inputs, expected = case(3, 63, "padded", 2)
-    default = np.asarray(scan(**inputs, num_backward_heads=2))
+    default = np.asarray(scan(DeltaRuleInputs(**inputs), num_backward_heads=2))
     for options in ({"block_pairs": 1}, {"block_pairs": 5}, {"block_pairs": 3 * HEADS}, {"unroll": 4}):
-        assert np.abs(np.asarray(scan(**inputs, num_backward_heads=2, **options)) - default).max() <= 1e-6
+        assert np.abs(np.asarray(scan(DeltaRuleInputs(**inputs), num_backward_heads=2, **options)) - default).max() <= 1e-6
 
 
 @pytest.mark.parametrize("chunk_size", (8, 16, 128))
 def test_chunk_sizes(chunk_size):
     inputs, expected = case(3, 100, "padded", 2)
-    assert max_error(chunked(**inputs, num_backward_heads=2, chunk_size=chunk_size), expected) <= TOLERANCE
+    assert max_error(chunked(DeltaRuleInputs(**inputs), num_backward_heads=2, chunk_size=chunk_size), expected) <= TOLERANCE
 
 
 def test_chunk_size_must_be_a_power_of_two():
     inputs, _ = case(3, 100, "padded", 2)
     with pytest.raises(ValueError, match="power of two"):
-        chunked(**inputs, num_backward_heads=2, chunk_size=48)
+        chunked(DeltaRuleInputs(**inputs), num_backward_heads=2, chunk_size=48)
 
 
 @pytest.mark.parametrize("size", (1, 2, 8, 64))
@@ -115,4 +116,4 @@ def test_unit_lower_inverse(size):
 def test_dispatch_rejects_unknown_forms():
     inputs, _ = case(3, 7, "padded", 2)
     with pytest.raises(ValueError, match="form must be one of"):
-        delta_rule("cython", *inputs.values(), 2)
+        delta_rule("cython", DeltaRuleInputs(**inputs), 2)

@@ -145,7 +145,8 @@ def test_two_processes_building_the_cache_at_once(tmp_path):
 
 def test_no_code_path_unpickles():
     # torch.load is allowed only in its restricted weights_only=True mode (training checkpoints).
-    pattern = re.compile(r"torch\.load\((?!.*weights_only=True)|pickle\.loads?\(|allow_pickle\s*=\s*True|cloudpickle|joblib\.load")
+    pattern = re.compile(r"torch\.load\((?!.*weights_only=True)|pickle\.loads?\(|allow_pickle\s*=\s*True"
+                         r"|cloudpickle|joblib\.load")
     offenders = [f"{path.relative_to(PACKAGE.parent)}:{number}"
                  for path in sorted(PACKAGE.rglob("*.py")) + sorted(PACKAGE.rglob("*.pyx"))
                  for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]

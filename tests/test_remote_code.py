@@ -95,7 +95,7 @@ def test_directory_code_is_the_package_code_and_imports_no_lam(small_lam_dir):
         absolute = {alias.name.split(".")[0] for node in imports if isinstance(node, ast.Import) for alias in node.names}
         absolute |= {node.module.split(".")[0] for node in imports if isinstance(node, ast.ImportFrom) and not node.level}
         relative = {node.module for node in imports if isinstance(node, ast.ImportFrom) and node.level}
-        assert absolute <= {"__future__", "math", "torch", "transformers"}, name
+        assert absolute <= {"__future__", "dataclasses", "json", "math", "torch", "transformers"}, name
         assert relative <= {"configuration_lam"}, name
     assert remote_code_files()["configuration_lam.py"] == (package / "config.py").read_text()
 

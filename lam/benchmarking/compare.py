@@ -38,7 +38,7 @@ from .competitors import COMPETITORS, TEACHER, load_competitors
 from .long_compare import LongSettings, format_long_table, plot_long, run_long
 from .peak_memory import measure_in_subprocess
 from .timing import first_call_seconds, interleaved_medians
-from ..datasets import stsb_pairs
+from ..datasets import spearman_of_cosine, stsb_pairs
 from .workloads import synthetic_document
 
 TEACHER_MAX_TOKENS = 512
@@ -143,8 +143,6 @@ def encode(system, texts: list[str], batch_size: int = 32) -> np.ndarray:
 
 def accuracy(systems: dict, first: list[str], second: list[str], gold: np.ndarray) -> tuple[dict, dict]:
     """Spearman per system, backend differences, agreement with the teacher; plus first-call seconds."""
-    from scipy.stats import spearmanr
-
     sentences = sorted(set(first) | set(second))
     row = {s: i for i, s in enumerate(sentences)}
     embeddings, first_call = {}, {}
@@ -154,9 +152,7 @@ def accuracy(systems: dict, first: list[str], second: list[str], gold: np.ndarra
     result = {"sentences": len(sentences), "pairs": len(gold), "spearman": {}}
     for name, emb in embeddings.items():
         a, b = emb[[row[s] for s in first]], emb[[row[s] for s in second]]
-        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-        result["spearman"][name] = round(float(spearmanr(cosine, gold).statistic), 5)
-    lam_names = [n for n in embeddings if is_lam(n)]
+        result["spearman"][name] = round(spearman_of_cosine(a, b, gold), 5)
     float32_names = [n for n in (lam_name("torch"), lam_name("jax")) if n in embeddings]
     if len(float32_names) == 2:
         x, y = (embeddings[n] for n in float32_names)

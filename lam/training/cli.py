@@ -9,7 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from .data import DEFAULT_DATA_DIR
 from .scopes import TRAINABLE_SCOPES
 
 
@@ -33,7 +32,8 @@ def _common(parser: argparse.ArgumentParser, steps: int, lr: float) -> None:
     parser.add_argument("--max-tokens", type=int, default=128, help="truncation of short texts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="development data (default: $LAM_DATA_DIR, else shared/data beside the checkout)")
     parser.add_argument("--checkpoint-minutes", type=float, default=3.0)
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     parser.add_argument("--stop-at", type=int, default=None, help="end after this step, as an interruption would")
@@ -74,7 +74,7 @@ def add_distill_command(subparsers) -> argparse.ArgumentParser:
     features.add_argument("--max-tokens", type=int, default=128, help="truncation of short texts")
     features.add_argument("--seed", type=int, default=11)
     features.add_argument("--threads", type=int, default=None)
-    features.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    features.add_argument("--data-dir", type=Path, default=None, help="default: $LAM_DATA_DIR, else ../shared/data")
     features.set_defaults(func=_deferred("run_features"))
 
     stage3 = stages.add_parser("stage3", help="long documents: retrain the last feed-forward block on cached "

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import data_dir
+from .. import datasets
 
-DEFAULT_DATA_DIR = data_dir()
 # Every tenth Gutenberg book (by sorted title) is kept out of training for the long-document check.
 HELDOUT_BOOK_EVERY = 10
 MIN_PARAGRAPH_WORDS = 20
@@ -34,8 +33,9 @@ def _jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
-def load_sentences(data_dir: Path = DEFAULT_DATA_DIR) -> list[str]:
+def load_sentences(data_dir: Path | None = None) -> list[str]:
     """Unique sentences of Flickr30k captions, SNLI, Quora, MSRP train and STS-B train, sorted."""
+    data_dir = datasets.data_dir(data_dir)
     texts = set()
     for row in _tsv_rows(data_dir / "corpus" / "captions_train.tsv.gz", skip_header=False):
         texts.update(row)
@@ -47,8 +47,9 @@ def load_sentences(data_dir: Path = DEFAULT_DATA_DIR) -> list[str]:
     return sorted(t.strip() for t in texts if t.strip())
 
 
-def load_wikipedia(data_dir: Path = DEFAULT_DATA_DIR) -> list[str]:
+def load_wikipedia(data_dir: Path | None = None) -> list[str]:
     """Article texts of the Wikipedia extract, in file order."""
+    data_dir = datasets.data_dir(data_dir)
     return [article["text"] for article in _jsonl(data_dir / "corpus" / "wikipedia.jsonl.gz")]
 
 
@@ -58,8 +59,9 @@ def wikipedia_paragraphs(articles: list[str]) -> list[str]:
             if len(line.split()) >= MIN_PARAGRAPH_WORDS]
 
 
-def load_books(data_dir: Path = DEFAULT_DATA_DIR, heldout: bool = False) -> list[str]:
+def load_books(data_dir: Path | None = None, heldout: bool = False) -> list[str]:
     """Gutenberg book texts sorted by title: the training ones, or with `heldout` the evaluation ones."""
+    data_dir = datasets.data_dir(data_dir)
     books = sorted(_jsonl(data_dir / "longdocs" / "gutenberg.jsonl.gz"), key=lambda b: b["title"])
     return [b["text"] for i, b in enumerate(books) if (i % HELDOUT_BOOK_EVERY == HELDOUT_BOOK_EVERY - 1) == heldout]
 
@@ -81,13 +83,13 @@ class TextMix:
     long_sources: list[str]
 
     @classmethod
-    def load(cls, data_dir: Path = DEFAULT_DATA_DIR, min_long_words: int = 400) -> "TextMix":
+    def load(cls, data_dir: Path | None = None, min_long_words: int = 400) -> "TextMix":
         articles = load_wikipedia(data_dir)
         long_articles = [a for a in articles if len(a.split()) >= min_long_words]
         return cls(load_sentences(data_dir), wikipedia_paragraphs(articles), long_articles + load_books(data_dir))
 
     @classmethod
-    def short_texts(cls, data_dir: Path = DEFAULT_DATA_DIR) -> "TextMix":
+    def short_texts(cls, data_dir: Path | None = None) -> "TextMix":
         """Sentences and the paragraphs of the training side of the long-document split only."""
         _, articles = long_split(data_dir, "train")
         return cls(load_sentences(data_dir), wikipedia_paragraphs(articles), [])
@@ -120,8 +122,9 @@ def load_titled(path: Path) -> list[dict]:
     return sorted(_jsonl(path), key=lambda record: record["title"])
 
 
-def long_split(data_dir: Path = DEFAULT_DATA_DIR, split: str = "train") -> tuple[list[str], list[str]]:
+def long_split(data_dir: Path | None = None, split: str = "train") -> tuple[list[str], list[str]]:
     """(books, Wikipedia articles) of one side ("train", "validation" or "test") of the long-document split."""
+    data_dir = datasets.data_dir(data_dir)
     if split not in LONG_SPLITS:
         raise ValueError(f"split must be one of {LONG_SPLITS}, got {split!r}")
     books = load_titled(data_dir / "longdocs" / "gutenberg.jsonl.gz")
@@ -130,7 +133,7 @@ def long_split(data_dir: Path = DEFAULT_DATA_DIR, split: str = "train") -> tuple
             [a["text"] for i, a in enumerate(articles) if _ARTICLE_SPLIT.get(i % 10, "train") == split])
 
 
-def long_eval_documents(data_dir: Path = DEFAULT_DATA_DIR, split: str = "test", min_article_words: int = 1000) -> list[str]:
+def long_eval_documents(data_dir: Path | None = None, split: str = "test", min_article_words: int = 1000) -> list[str]:
     """Candidates of the known-item task: the split's books, then its articles of at least
     `min_article_words` words."""
     books, articles = long_split(data_dir, split)

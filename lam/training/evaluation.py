@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from .._torch_model import LAMModel
-from ..datasets import stsb_pairs
+from ..datasets import spearman_of_cosine, stsb_pairs
 from .data import load_books, word_window
 from .teacher import Teacher, TextTokens, pad_token_ids
-
-
-def spearman_of_embeddings(first: np.ndarray, second: np.ndarray, gold: np.ndarray) -> float:
-    """Spearman correlation of the row-wise cosine similarities with the gold scores."""
-    first = first / np.linalg.norm(first, axis=1, keepdims=True)
-    second = second / np.linalg.norm(second, axis=1, keepdims=True)
-    return float(spearmanr((first * second).sum(1), gold).statistic)
 
 
 @torch.no_grad()
@@ -41,7 +33,7 @@ def student_embeddings(model: LAMModel, tokens: TextTokens, texts: list[str], ba
 
 def student_stsb_spearman(model: LAMModel, tokens: TextTokens, split: str = "dev") -> float:
     first, second, gold = stsb_pairs(split)
-    return spearman_of_embeddings(student_embeddings(model, tokens, first), student_embeddings(model, tokens, second), gold)
+    return spearman_of_cosine(student_embeddings(model, tokens, first), student_embeddings(model, tokens, second), gold)
 
 
 def heldout_documents(count: int, words: int, seed: int = 0) -> list[str]:

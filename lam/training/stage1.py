@@ -9,7 +9,8 @@ from .data import TextMix
 from .teacher import Teacher, TextTokens, pad_token_ids
 
 
-def attention_transfer_loss(model: LAMModel, teacher: Teacher, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def attention_transfer_loss(model: LAMModel, teacher: Teacher, input_ids: torch.Tensor,
+                            mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Mean over layers of the squared error of mixer(teacher layer input) against the teacher's
     attention output on real tokens, relative to that output's mean square (so layers weigh alike)."""
     real = mask.to(torch.float32)[..., None]
