@@ -109,7 +109,7 @@ def bench_encode(args) -> dict:
         "max_abs_diff": float(difference.max()),
         "min_cosine": float((embeddings["jax"] * embeddings["torch"]).sum(-1).min()),
         "jax_form": jax_backend.form,
-        "torch_kernel": models["torch"]._backend.kernel,
+        "torch_form": models["torch"]._backend.form,
     }
 
 
@@ -148,7 +148,7 @@ def main():
 
     encode = bench_encode(args)
     print(f"LAM.encode of {encode['sentences']} STS-B dev sentences, batch size {args.batch_size}, "
-          f"{args.repeats} interleaved passes (JAX form: {encode['jax_form']}, torch kernel: {encode['torch_kernel']})")
+          f"{args.repeats} interleaved passes (JAX form: {encode['jax_form']}, torch form: {encode['torch_form']})")
     for name in ("torch", "jax"):
         warm = encode["warmup"][name]
         print(f"  {name:>5}: median {encode['median_s'][name]:7.3f} s  ({encode['sentences_per_s'][name]:7.1f} sentences/s)"

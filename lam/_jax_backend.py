@@ -28,7 +28,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ._jax_model import embed_sentences, with_compute_precision
+from ._jax_model import encode, pool, with_compute_precision
+from .batching import pad_to
 from .config import LAMHyperparameters
 from .conversion import params_from_torch
 from .registry import cache_root
@@ -110,15 +111,13 @@ class JaxBackend:
 
     def _traced_embed(self, params, input_ids, attention_mask, *, config, form):
         self.compiled_shapes.add(input_ids.shape)  # runs once per trace, i.e. per new bucket
-        return embed_sentences(params, input_ids, attention_mask, config, form)
+        hidden = encode(params, input_ids, attention_mask, config, form)
+        return hidden, pool(hidden, attention_mask)
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token embeddings (B, L, d) and normalised sentence embeddings (B, d)."""
         batch, length = np.shape(input_ids)
-        shape = (bucket_batch(batch), bucket_length(length))
-        ids = np.full(shape, self.config.pad_token_id, dtype=np.int32)
-        mask = np.zeros(shape, dtype=np.int32)
-        ids[:batch, :length] = input_ids
-        mask[:batch, :length] = attention_mask
+        ids, mask = pad_to(input_ids, attention_mask, (bucket_batch(batch), bucket_length(length)),
+                           self.config.pad_token_id)
         hidden, pooled = self._embed(self.params, jax.device_put(ids, self.device), jax.device_put(mask, self.device))
         return np.asarray(hidden)[:batch, :length], np.asarray(pooled)[:batch]

@@ -99,7 +99,7 @@ def directional_conv(x, taps, backward_channels: int):
     return jnp.concatenate([forward, backward], axis=-1)
 
 
-def embed(params, input_ids, config: LAMHyperparameters):
+def embeddings(params, input_ids, config: LAMHyperparameters):
     """Word + token type 0 + position (per `config.position_policy`), then LayerNorm: (B, L, d)."""
     x = jnp.take(params["word"], input_ids, axis=0) + params["token_type"][0]
     if config.position_policy == "clamp":
@@ -161,7 +161,7 @@ def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMHyperp
     return q, k, v, beta, fast, slow, read_fast, read_slow, jax.nn.silu(gate)
 
 
-def mixer_output(params, o, gate, config: LAMHyperparameters):
+def output(params, o, gate, config: LAMHyperparameters):
     """Mixer output (B, T, d) from delta-rule reads o (B, T, H, D) and SiLU(output gate) (B, T, inner)."""
     o = o * lax.rsqrt(jnp.mean(o * o, axis=-1, keepdims=True) + config.rms_norm_eps) * params["out_norm"]
     return linear(params["o_proj"], o.reshape(*gate.shape) * gate)
@@ -176,22 +176,22 @@ def mixer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: 
     head_major = lambda t: jnp.moveaxis(t, 2, 1)  # noqa: E731  (B, L, H, ...) -> (B, H, L, ...)
     options = {} if form == "scan" else {"chunk_size": config.chunk_size}
     o = delta_rule(form, DeltaRuleInputs(*(head_major(t) for t in inputs), mask), config.num_backward_heads, **options)
-    return map_token_blocks(lambda windows, offset, size: (mixer_output(params, *windows, config),),
+    return map_token_blocks(lambda windows, offset, size: (output(params, *windows, config),),
                             [jnp.moveaxis(o, 1, 2), gate], block_tokens)[0]
 
 
+def feed_forward(params, x, mixed, config: LAMHyperparameters):
+    """The layer's output from its input x and the mixer's output, both (B, T, d)."""
+    h = layer_norm(params["mixer_norm"], x + mixed, config.layer_norm_eps)
+    ffn = linear(params["ffn_out"], jax.nn.gelu(linear(params["ffn_in"], h), approximate=False))
+    return layer_norm(params["ffn_norm"], h + ffn, config.layer_norm_eps)
+
+
 def layer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):
-    """Post-LN block: h = LN(x + Mixer(x)); x' = LN(h + FFN(h)), GELU (erf)."""
-    eps = config.layer_norm_eps
-
-    def block(windows, offset, size):
-        x, mixed = windows
-        h = layer_norm(params["mixer_norm"], x + mixed, eps)
-        ffn = linear(params["ffn_out"], jax.nn.gelu(linear(params["ffn_in"], h), approximate=False))
-        return (layer_norm(params["ffn_norm"], h + ffn, eps),)
-
+    """Post-LN block: h = LN(x + Mixer(x)); x' = LN(h + FFN(h)), GELU (erf); token-wise parts in blocks."""
     mixed = mixer(params["mixer"], x, mask, config, form, block_tokens)
-    return map_token_blocks(block, [x, mixed], block_tokens)[0]
+    return map_token_blocks(lambda windows, offset, size: (feed_forward(params, *windows, config),),
+                            [x, mixed], block_tokens)[0]
 
 
 def encode(params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
@@ -200,7 +200,7 @@ def encode(params, input_ids, attention_mask, config: LAMHyperparameters, form: 
 
     Token-wise parts run in blocks of about `block_tokens` tokens (`lam.token_blocks`).
     """
-    x = embed(params["embeddings"], input_ids, config)
+    x = embeddings(params["embeddings"], input_ids, config)
     if block_layout(*input_ids.shape, block_tokens)[0] == 1:
         for layer_params in params["layers"]:
             x = layer(layer_params, x, attention_mask, config, form, block_tokens)
@@ -220,9 +220,13 @@ def mean_pool(hidden, attention_mask):
     return jnp.sum(hidden * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1e-9)
 
 
-def embed_sentences(params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
-                    block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
-    """Token embeddings (B, L, d) and L2-normalised mean-pooled sentence embeddings (B, d)."""
-    hidden = encode(params, input_ids, attention_mask, config, form, block_tokens)
+def pool(hidden, attention_mask):
+    """Sentence embeddings (B, d): `mean_pool` of hidden (B, L, d), L2-normalised."""
     pooled = mean_pool(hidden, attention_mask)
-    return hidden, pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+    return pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+
+
+def embed(params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
+          block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
+    """Sentence embeddings (B, d): `pool` of the last hidden states of token ids and attention mask (B, L)."""
+    return pool(encode(params, input_ids, attention_mask, config, form, block_tokens), attention_mask)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from . import _cython
-from ._torch_model import LAMModel, mean_pool
+from ._torch_model import LAMModel, pool
 from ._torch_precision import prepare_inference
 from .config import LAMHyperparameters, pretrained_config
 
@@ -38,10 +38,11 @@ class TorchBackend:
         self.compute_precision = compute_precision
 
     @property
-    def kernel(self) -> str:
+    def form(self) -> str:
+        """The delta-rule form inference runs: "cython" on CPU when it is built, else "chunk"."""
         probe = torch.empty(0, device=self.device)
         with torch.inference_mode():
-            return self.model.resolve_kernel(probe)
+            return self.model.resolve_form(probe)
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token embeddings (B, L, d) and normalised sentence embeddings (B, d).
@@ -51,8 +52,8 @@ class TorchBackend:
         mask = torch.from_numpy(np.ascontiguousarray(attention_mask, dtype=np.int64)).to(self.device)
         small = self.device.type == "cpu" and ids.numel() <= ONE_THREAD_TOKENS
         with torch.inference_mode(), one_torch_thread(small):
-            hidden = self.model(ids, mask).last_hidden_state
-            pooled = torch.nn.functional.normalize(mean_pool(hidden, mask), dim=-1)
+            hidden = self.model.encode(ids, mask)
+            pooled = pool(hidden, mask)
         return hidden.float().cpu().numpy(), pooled.float().cpu().numpy()
 
 

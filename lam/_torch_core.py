@@ -16,7 +16,7 @@ from .modeling_lam import reading_order  # noqa: F401  (re-exported)
 from .reference import DeltaRuleInputs, delta_rule_reference
 
 FORMS = ("cython", "chunk", "reference")
-KERNELS = ("auto", *FORMS)  # LAMModel.kernel: a form, or "auto" (chosen per layer)
+MODEL_FORMS = ("auto", *FORMS)  # LAMModel.form: a form, or "auto" (chosen per layer)
 
 
 def delta_rule_chunked(inputs: DeltaRuleInputs, num_backward_heads: int, chunk_size: int = 64) -> torch.Tensor:
@@ -39,5 +39,5 @@ def delta_rule(form: str, inputs: DeltaRuleInputs, num_backward_heads: int, **op
     """Dispatch to the "cython", "chunk" or "reference" form; options go to the form (chunk_size)."""
     forms = {"cython": delta_rule_scan, "chunk": delta_rule_chunked, "reference": delta_rule_float64}
     if form not in forms:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {form!r}")
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     return forms[form](inputs, num_backward_heads, **options)

@@ -5,6 +5,8 @@ token blocks that bound the memory of long inputs. Same modules, same parameter 
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,10 +14,10 @@ from transformers import AutoConfig, AutoModel
 
 from . import _cython
 from . import modeling_lam as plain
-from ._torch_core import KERNELS, delta_rule
+from ._torch_core import MODEL_FORMS, delta_rule
 from ._torch_precision import onednn_linear, onednn_usable
 from .config import LAMConfig
-from .modeling_lam import directional_conv, l2_normalize, mean_pool  # noqa: F401  (re-exported)
+from .modeling_lam import directional_conv, l2_normalize, mean_pool, pool  # noqa: F401  (re-exported)
 from .reference import DeltaRuleInputs
 from .remote_code import AUTO_MAP, write_remote_code
 from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
@@ -41,7 +43,7 @@ def linear(x: torch.Tensor, layer: nn.Module, activation: str = "none") -> torch
 
 
 class LAMMixer(plain.LAMMixer):
-    """The LAM mixer with a choice of delta-rule kernel and token blocks."""
+    """The LAM mixer with a choice of delta-rule form and token blocks."""
 
     linear = staticmethod(linear)
 
@@ -63,7 +65,7 @@ class LAMMixer(plain.LAMMixer):
             return super().convolve_inputs(qkv, real)
         return F.silu(_cython.directional_conv_cython(qkv, *fused, real[..., 0])).chunk(3, dim=-1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, kernel: str = "chunk",
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, form: str = "chunk",
                 block_tokens: int | None = None) -> torch.Tensor:
         """Token-wise parts run in blocks of about `block_tokens` tokens (all at once if None)."""
         length = x.shape[1]
@@ -77,12 +79,12 @@ class LAMMixer(plain.LAMMixer):
             parts = self.delta_rule_inputs(x[:, lo:hi], real[:, lo:hi])
             return tuple(p.narrow(2, start - lo, stop - start) for p in parts)
 
-        inputs = DeltaRuleInputs(*over_token_blocks(inputs_of_block, blocks, length, time_dim=2), mask)
-        options = {"chunk_size": self.config.chunk_size} if kernel == "chunk" else {}
-        o = delta_rule(kernel, inputs, self.config.num_backward_heads, **options)
+        inputs = DeltaRuleInputs(*map_token_blocks(inputs_of_block, blocks, length, time_dim=2), mask)
+        options = {"chunk_size": self.config.chunk_size} if form == "chunk" else {}
+        o = delta_rule(form, inputs, self.config.num_backward_heads, **options)
         del inputs
-        return over_token_blocks(lambda start, stop: (self.output(o[:, :, start:stop], x[:, start:stop]),),
-                                 blocks, length, time_dim=1)[0]
+        return map_token_blocks(lambda start, stop: (self.output(o[:, :, start:stop], self.output_gate(x[:, start:stop])),),
+                                blocks, length, time_dim=1)[0]
 
 
 def token_blocks(batch: int, length: int, block_tokens: int | None) -> list[tuple[int, int]]:
@@ -91,7 +93,7 @@ def token_blocks(batch: int, length: int, block_tokens: int | None) -> list[tupl
     return [(i * size, min((i + 1) * size, length)) for i in range(count)]
 
 
-def over_token_blocks(fn, blocks, length: int, time_dim: int) -> tuple[torch.Tensor, ...]:
+def map_token_blocks(fn, blocks, length: int, time_dim: int) -> tuple[torch.Tensor, ...]:
     """fn(start, stop) -> tuple of tensors for each block, joined along `time_dim` (length `length`)."""
     if len(blocks) == 1:
         return fn(*blocks[0])
@@ -111,16 +113,16 @@ class LAMLayer(plain.LAMLayer):
     mixer_class = LAMMixer
     linear = staticmethod(linear)
 
-    def forward(self, x, mask, kernel="chunk", block_tokens=None):
-        mixed = self.mixer(x, mask, kernel, block_tokens)
-        return over_token_blocks(lambda start, stop: (self.feed_forward(x[:, start:stop], mixed[:, start:stop]),),
-                                 token_blocks(x.shape[0], x.shape[1], block_tokens), x.shape[1], time_dim=1)[0]
+    def forward(self, x, mask, form="chunk", block_tokens=None):
+        mixed = self.mixer(x, mask, form, block_tokens)
+        return map_token_blocks(lambda start, stop: (self.feed_forward(x[:, start:stop], mixed[:, start:stop]),),
+                                token_blocks(x.shape[0], x.shape[1], block_tokens), x.shape[1], time_dim=1)[0]
 
 
 class LAMModel(plain.LAMModel):
     """LAM encoder: token ids (B, L) and attention mask (B, L) to hidden states (B, L, d).
 
-    `kernel` selects the delta-rule form: "auto" (per layer, the Cython token scan for CPU
+    `form` selects the delta-rule form: "auto" (per layer, the Cython token scan for CPU
     inference when it is built and no gradient has to flow through the layer, else the
     chunkwise form), "cython", "chunk" or "reference" (float64 token loop, for tests).
     `block_tokens` bounds the tokens (over the batch) that token-wise layers process at
@@ -131,20 +133,31 @@ class LAMModel(plain.LAMModel):
 
     def __init__(self, config: LAMConfig):
         super().__init__(config)
-        self.kernel = "auto"
+        self.form = "auto"
         self.block_tokens = DEFAULT_BLOCK_TOKENS
 
-    def resolve_kernel(self, hidden: torch.Tensor, mixer: nn.Module | None = None) -> str:
+    @property
+    def kernel(self) -> str:
+        """Deprecated name of `form`."""
+        warnings.warn("LAMModel.kernel is deprecated; use LAMModel.form", DeprecationWarning, stacklevel=2)
+        return self.form
+
+    @kernel.setter
+    def kernel(self, form: str) -> None:
+        warnings.warn("LAMModel.kernel is deprecated; use LAMModel.form", DeprecationWarning, stacklevel=2)
+        self.form = form
+
+    def resolve_form(self, hidden: torch.Tensor, mixer: nn.Module | None = None) -> str:
         """The delta-rule form for a layer whose `mixer` (None: any mixer) reads `hidden`.
 
         The Cython kernel has no autograd, so "auto" takes it only when no gradient is
         needed: grad mode off, or neither the input nor any of the mixer's parameters
         (adapters included) requires one.
         """
-        if self.kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
-        if self.kernel != "auto":
-            return self.kernel
+        if self.form not in MODEL_FORMS:
+            raise ValueError(f"form must be one of {MODEL_FORMS}, got {self.form!r}")
+        if self.form != "auto":
+            return self.form
         parameters = mixer.parameters() if mixer is not None else self.parameters()
         needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or any(p.requires_grad for p in parameters))
         cython_usable = (_cython.AVAILABLE and hidden.device.type == "cpu" and hidden.dtype == torch.float32
@@ -152,7 +165,7 @@ class LAMModel(plain.LAMModel):
         return "cython" if cython_usable else "chunk"
 
     def layer_options(self, layer: LAMLayer, hidden: torch.Tensor) -> dict:
-        return {"kernel": self.resolve_kernel(hidden, layer.mixer), "block_tokens": self.block_tokens}
+        return {"form": self.resolve_form(hidden, layer.mixer), "block_tokens": self.block_tokens}
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus the plain modeling code (loads without `lam`)."""

@@ -101,3 +101,15 @@ def pad_batch(token_ids: list[np.ndarray], rows: np.ndarray, pad_id: int) -> Bat
         ids[r, : len(token_ids[i])] = token_ids[i]
         mask[r, : len(token_ids[i])] = 1
     return Batch(rows, ids, mask)
+
+
+def pad_to(input_ids: np.ndarray, attention_mask: np.ndarray, shape: tuple[int, int], pad_id: int,
+           dtype=np.int32) -> tuple[np.ndarray, np.ndarray]:
+    """input_ids and attention_mask (B, L) padded at the bottom and right to `shape` (at least (B, L)):
+    `pad_id` and 0 in the new rows and columns."""
+    batch, length = np.shape(input_ids)
+    ids = np.full(shape, pad_id, dtype=dtype)
+    mask = np.zeros(shape, dtype=dtype)
+    ids[:batch, :length] = input_ids
+    mask[:batch, :length] = attention_mask
+    return ids, mask

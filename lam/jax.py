@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._jax_model import embed_sentences
-from .batching import TextTokenizer, pad_batch
+from . import _jax_model
+from .batching import TextTokenizer, pad_batch, pad_to
 from .config import LAMHyperparameters
 from .conversion import fused_bias_mask, params_from_torch, torch_from_params
 from .registry import resolve_model
@@ -70,12 +70,8 @@ def tokenize(params: LAMParams, texts: list[str], length: int | None = None) -> 
     tokenizer = TextTokenizer(Path(params.source) / "tokenizer.json", length or params.config.max_seq_length)
     ids = tokenizer(list(texts))
     batch = pad_batch(ids, np.arange(len(ids)), tokenizer.pad_id)
-    input_ids, mask = batch.input_ids.astype(np.int32), batch.attention_mask.astype(np.int32)
-    if length is not None and input_ids.shape[1] < length:
-        widths = ((0, 0), (0, length - input_ids.shape[1]))
-        input_ids = np.pad(input_ids, widths, constant_values=tokenizer.pad_id)
-        mask = np.pad(mask, widths)
-    return input_ids, mask
+    shape = (len(ids), max(length or 0, batch.input_ids.shape[1]))
+    return pad_to(batch.input_ids, batch.attention_mask, shape, tokenizer.pad_id)
 
 
 def embed(params: LAMParams, input_ids, attention_mask, form: str = "scan"):
@@ -87,7 +83,7 @@ def embed(params: LAMParams, input_ids, attention_mask, form: str = "scan"):
     single = jnp.ndim(input_ids) == 1
     if single:
         input_ids, attention_mask = input_ids[None], attention_mask[None]
-    pooled = embed_sentences(model_tree(params), input_ids, attention_mask, params.config, form)[1]
+    pooled = _jax_model.embed(model_tree(params), input_ids, attention_mask, params.config, form)
     return pooled[0] if single else pooled
 
 

@@ -52,6 +52,11 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sentence embeddings (B, d): `mean_pool` of hidden (B, L, d), L2-normalised."""
+    return F.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+
 def apply_linear(x: torch.Tensor, layer: nn.Module, activation: str = "none") -> torch.Tensor:
     """activation(layer(x)), activation "none", "gelu" (erf) or "silu"; any module (e.g. a LoRA wrapper)."""
     return ACTIVATIONS[activation](layer(x))
@@ -199,21 +204,26 @@ class LAMMixer(nn.Module):
         q = l2_normalize(q, config.qk_norm_eps)
         k = l2_normalize(k, config.qk_norm_eps)
         beta, fast, slow, read_fast, read_slow = torch.sigmoid(gate_logits).permute(2, 0, 3, 1)
-        hidden = self.linear(torch.cat([k, v], dim=-1), self.flux_in, "silu")
-        flux = torch.sigmoid(self.linear(hidden, self.flux_out))[..., 0]
-        return q, k, v, beta, fast, slow * (1 - config.flux_strength * flux), read_fast, read_slow
+        return q, k, v, beta, fast, slow * (1 - config.flux_strength * self.flux(k, v)), read_fast, read_slow
 
-    def output(self, o: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Mixer output (B, T, d) from delta-rule reads o (B, H, T, D) and inputs x (B, T, d)."""
-        config = self.config
-        o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + config.rms_norm_eps) * self.out_norm
-        o = o.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
-        return self.linear(o * self.linear(x, self.gate_proj, "silu"), self.o_proj)
+    def flux(self, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Resonance flux psi (B, H, T) in (0, 1): a two-layer SiLU MLP of [k; v] (B, H, T, 2D)."""
+        hidden = self.linear(torch.cat([k, v], dim=-1), self.flux_in, "silu")
+        return torch.sigmoid(self.linear(hidden, self.flux_out))[..., 0]
+
+    def output_gate(self, x: torch.Tensor) -> torch.Tensor:
+        """SiLU(output gate) (B, T, inner) of inputs x (B, T, d)."""
+        return self.linear(x, self.gate_proj, "silu")
+
+    def output(self, o: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """Mixer output (B, T, d) from delta-rule reads o (B, H, T, D) and SiLU(output gate) (B, T, inner)."""
+        o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + self.config.rms_norm_eps) * self.out_norm
+        return self.linear(o.transpose(1, 2).reshape(gate.shape) * gate, self.o_proj)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         inputs = self.delta_rule_inputs(x, mask.to(x.dtype)[..., None])
         o = delta_rule_chunked(*inputs, mask, self.config.num_backward_heads, chunk_size=self.config.chunk_size)
-        return self.output(o, x)
+        return self.output(o, self.output_gate(x))
 
 
 class LAMLayer(nn.Module):
@@ -295,17 +305,21 @@ class LAMModel(LAMPreTrainedModel):
         """Extra keyword arguments of `layer` for input `hidden` (none here; see lam._torch_model)."""
         return {}
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, return_dict=None, **kwargs):
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states (B, L, d) of token ids and attention mask (B, L)."""
         x = self.embeddings(input_ids)
         for layer in self.layers:
             x = layer(x, attention_mask, **self.layer_options(layer, x))
+        return x
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, return_dict=None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        x = self.encode(input_ids, attention_mask)
         if return_dict is False:
             return (x,)
         return BaseModelOutput(last_hidden_state=x)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Sentence embeddings (B, d): masked mean of the last hidden states, L2-normalised."""
-        hidden = self.forward(input_ids, attention_mask).last_hidden_state
-        return F.normalize(mean_pool(hidden, attention_mask), dim=-1)
+        """Sentence embeddings (B, d): `pool` of the last hidden states."""
+        return pool(self.encode(input_ids, attention_mask), attention_mask)

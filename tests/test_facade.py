@@ -77,5 +77,5 @@ def test_missing_cython_kernel_warns_and_uses_pure_torch(teacher_lam_dir, monkey
     monkeypatch.setattr(_cython, "AVAILABLE", False)
     with pytest.warns(UserWarning, match="Cython kernel is not available"):
         model = LAM(teacher_lam_dir, backend="torch")
-    assert model._backend.kernel == "chunk"
+    assert model._backend.form == "chunk"
     np.testing.assert_allclose(model.encode(SENTENCES), expected, atol=1e-5)

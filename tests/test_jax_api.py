@@ -54,7 +54,7 @@ def test_grad_matches_the_torch_model_in_float64(params, small_lam_dir):
     ours = torch_from_params(jax.tree.map(np.asarray, grads.tree), params.config)
 
     model = LAMModel.from_pretrained(small_lam_dir).double()
-    model.kernel = "chunk"
+    model.form = "chunk"
     ids, mask = torch.from_numpy(input_ids.astype(np.int64)), torch.from_numpy(attention_mask.astype(np.int64))
     (model.embed(ids, mask) * torch.from_numpy(np.asarray(weights, dtype=np.float64))).sum().backward()
     for name, param in model.named_parameters():

@@ -8,7 +8,6 @@ to <= 1e-5 on sentence embeddings, for both delta-rule forms and both position p
 from __future__ import annotations
 
 import copy
-import functools
 
 import numpy as np
 import pytest
@@ -37,7 +36,7 @@ def batch(lengths, vocab_size, seed=0):
 def float64_truth(model, ids, mask):
     """Hidden states (B, L, d) and sentence embeddings (B, d) of the float64 torch model."""
     model = copy.deepcopy(model).double()
-    model.kernel = "chunk"
+    model.form = "chunk"
     ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask).long()
     with torch.no_grad():
         hidden = model(ids, mask).last_hidden_state
@@ -48,8 +47,12 @@ def float64_truth(model, ids, mask):
 def embedder(model, form, block_tokens=jax_model.DEFAULT_BLOCK_TOKENS):
     """(ids, mask) -> numpy hidden states and sentence embeddings of the JAX model of `model`."""
     params = conversion.params_from_torch(tensors_of(model), model.config)
-    jitted = jax.jit(functools.partial(jax_model.embed_sentences, config=model.config, form=form,
-                                       block_tokens=block_tokens))
+
+    def hidden_and_sentences(params, ids, mask):
+        hidden = jax_model.encode(params, ids, mask, model.config, form, block_tokens)
+        return hidden, jax_model.pool(hidden, mask)
+
+    jitted = jax.jit(hidden_and_sentences)
     return lambda ids, mask: tuple(np.asarray(x) for x in jitted(params, ids, mask))
 
 

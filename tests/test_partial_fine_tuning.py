@@ -54,7 +54,7 @@ SETUPS = [freeze_embeddings, freeze_lower_layer, lora_on_mixers, only_first_feed
 
 
 def loss_and_grads(model, ids, mask, target, kernel):
-    model.kernel = kernel
+    model.form = kernel
     model.zero_grad()
     loss = (model(ids, mask).last_hidden_state * target).sum()
     loss.backward()
@@ -66,7 +66,7 @@ def loss_and_grads(model, ids, mask, target, kernel):
 def test_auto_kernel_gives_the_differentiable_gradients(make_tiny_model, setup):
     model = make_tiny_model()
     with torch.no_grad():
-        assert model.resolve_kernel(torch.zeros(1, 2, 32)) == "cython"  # what inference uses
+        assert model.resolve_form(torch.zeros(1, 2, 32)) == "cython"  # what inference uses
     torch.manual_seed(1)
     setup(model)
     rng = np.random.default_rng(0)
@@ -99,6 +99,6 @@ def test_frozen_layers_still_run_the_fast_kernel_when_nothing_needs_their_gradie
     model = make_tiny_model()
     freeze_lower_layer(model)
     x = torch.zeros(1, 3, 32)
-    assert model.resolve_kernel(x, model.layers[0].mixer) == "cython"
-    assert model.resolve_kernel(x, model.layers[1].mixer) == "chunk"
-    assert model.resolve_kernel(x.requires_grad_(), model.layers[0].mixer) == "chunk"
+    assert model.resolve_form(x, model.layers[0].mixer) == "cython"
+    assert model.resolve_form(x, model.layers[1].mixer) == "chunk"
+    assert model.resolve_form(x.requires_grad_(), model.layers[0].mixer) == "chunk"

@@ -15,14 +15,14 @@ KERNELS = ["chunk", "cython"]
 
 def hidden_states(model, ids, mask, kernel, dtype=torch.float32):
     model = model.to(dtype)
-    model.kernel = kernel
+    model.form = kernel
     with torch.no_grad():
         return model(ids, mask).last_hidden_state.double()
 
 
 def embeddings(model, ids, mask, kernel, dtype=torch.float32):
     model = model.to(dtype)
-    model.kernel = kernel
+    model.form = kernel
     with torch.no_grad():
         return model.embed(ids, mask).double()
 
@@ -58,7 +58,7 @@ def test_float64_chunk_model_matches_reference_model(make_tiny_model):
 def test_embedding_is_independent_of_batch_composition(make_tiny_model, kernel):
     model = make_tiny_model()
     ids, mask = padded_batch([40, 9, 26], model.config.vocab_size, seed=3)
-    model.kernel = kernel
+    model.form = kernel
     with torch.no_grad():
         together = model.embed(ids, mask)
         alone = torch.cat([model.embed(ids[i : i + 1, : int(mask[i].sum())], mask[i : i + 1, : int(mask[i].sum())])
@@ -84,7 +84,7 @@ def test_token_blocks_match_the_unblocked_model(make_tiny_model, block_tokens):
 
 def test_token_blocks_give_the_same_gradients(make_tiny_model):
     model = make_tiny_model().double().train()
-    model.kernel = "chunk"
+    model.form = "chunk"
     ids, mask = padded_batch([12, 7], model.config.vocab_size)
     grads = {}
     for block_tokens in (None, 6):
@@ -107,13 +107,22 @@ def test_auto_kernel_uses_cython_for_inference_and_chunk_for_training(make_tiny_
     model = make_tiny_model()
     x = torch.zeros(1, 2, 32)
     with torch.no_grad():
-        assert model.resolve_kernel(x) == "cython"
-    assert model.resolve_kernel(x.requires_grad_()) == "chunk"
+        assert model.resolve_form(x) == "cython"
+    assert model.resolve_form(x.requires_grad_()) == "chunk"
+
+
+def test_kernel_is_a_deprecated_alias_of_form(make_tiny_model):
+    model = make_tiny_model()
+    with pytest.warns(DeprecationWarning, match="LAMModel.form"):
+        model.kernel = "reference"
+    assert model.form == "reference"
+    with pytest.warns(DeprecationWarning, match="LAMModel.form"):
+        assert model.kernel == "reference"
 
 
 def test_chunk_form_trains(make_tiny_model):
     model = make_tiny_model().train()
-    model.kernel = "chunk"
+    model.form = "chunk"
     ids, mask = padded_batch([12, 7], model.config.vocab_size)
     loss = model(ids, mask).last_hidden_state.pow(2).mean()
     loss.backward()

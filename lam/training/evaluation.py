@@ -18,16 +18,16 @@ def student_embeddings(model: LAMModel, tokens: TextTokens, texts: list[str], ba
     ids = tokens(texts, max_tokens)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
-    was_training, kernel = model.training, model.kernel
+    was_training, form = model.training, model.form
     model.eval()
-    model.kernel = "auto"
+    model.form = "auto"
     try:
         for s in range(0, len(order), batch_size):
             rows = order[s:s + batch_size]
             out[rows] = model.embed(*pad_token_ids([ids[i] for i in rows])).numpy()
     finally:
         model.train(was_training)
-        model.kernel = kernel
+        model.form = form
     return out
 
 

@@ -13,12 +13,12 @@ from .scopes import TRAINABLE_SCOPES
 
 
 def build_student(position_policy: str = "clamp", seed: int = 0, **overrides) -> tuple[LAMModel, LAMConfig]:
-    """A LAMModel (chunkwise kernel, for autograd) with the teacher's tensors and SPEC §2 mixers."""
+    """A LAMModel (chunkwise form, for autograd) with the teacher's tensors and SPEC §2 mixers."""
     config = pretrained_config(config_from_teacher(teacher_dir(), position_policy=position_policy, **overrides))
     tensors = initial_tensors(config, verified_teacher_weights(), seed)
     model = LAMModel(config)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
-    model.kernel = "chunk"
+    model.form = "chunk"
     return model, config
 
 

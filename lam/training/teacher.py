@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from transformers import BertModel
 
-from .._torch_model import mean_pool
+from .._torch_model import pool
 
 TEACHER_MAX_TOKENS = 512
 
@@ -69,8 +69,7 @@ class Teacher:
     @torch.no_grad()
     def embed(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Normalised mean-pooled sentence embeddings (B, d); sequences of at most 512 tokens."""
-        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return F.normalize(mean_pool(hidden, mask), dim=-1)
+        return pool(self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state, mask)
 
     @torch.no_grad()
     def embed_long(self, token_ids: list[int], chunk_tokens: int = TEACHER_MAX_TOKENS, batch_size: int = 8) -> torch.Tensor:
