@@ -1,8 +1,8 @@
-"""The LAM encoder in JAX (SPEC §1-2): pure functions over a parameter pytree.
+"""The LAM encoder in JAX (SPEC §1-2): pure functions over typed parameter containers.
 
-The pytree (built by `lam.conversion`) is nested dicts of arrays mirroring the torch modules:
-Linear layers are {"kernel": (in, out), "bias": (out,)}, LayerNorms {"scale", "bias"},
-convolutions "taps" (K, C); "layers" is a list of per-layer pytrees, run by a Python loop
+The parameters (`lam._jax_params.Params`, built by `lam.conversion`) are NamedTuples of arrays
+mirroring the torch modules: `Linear(kernel (in, out), bias (out,))`, `LayerNorm(scale, bias)`,
+`Conv(taps (K, C))`; `Params.layers` is a tuple of `Layer`s, run by a Python loop
 that unrolls at trace time: a `lax.scan` over stacked layers made XLA copy every layer's
 weights out of the stack on each call (9% of a (32, 16) batch on CPU). Inputs long enough to
 run in token blocks do scan over the layers (see `encode`). Matmuls use full
@@ -10,7 +10,7 @@ float32 precision (`Precision.HIGHEST`: no TF32 on accelerators), so results mat
 
 Compute precision (`with_compute_precision`): the wide linears' kernels may be stored in
 bfloat16 (inputs cast to bfloat16, float32 accumulation) or int8 per output column with a
-"kernel_scale" (inputs quantised to int8 per token on each call, int32 accumulation); `linear`
+`kernel_scale` (inputs quantised to int8 per token on each call, int32 accumulation); `linear`
 follows the kernel's dtype. Everything else computes in float32.
 """
 
@@ -21,61 +21,57 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._jax_core import HIGHEST, delta_rule
+from ._jax_params import Embeddings, Layer, LayerNorm, Linear, Mixer, Params
 from .backends import check_compute_precision
 from .config import LAMHyperparameters
 from .reference import DeltaRuleInputs
 from .token_blocks import DEFAULT_BLOCK_TOKENS, block_layout
 
 
-def linear(params, x):
-    """x (..., in) @ kernel (in, out) + bias (out,), the bias only where the layer has one; float32
-    (..., out), computed in the kernel's precision (float32, bfloat16 or int8, see the module docstring)."""
-    kernel = params["kernel"]
+def linear(params: Linear, x):
+    """x (..., in) @ kernel (in, out) + bias (out,): float32 (..., out), computed in the kernel's
+    precision (float32, bfloat16 or int8, see the module docstring)."""
+    kernel = params.kernel
     if kernel.dtype == jnp.int8:
         step = jnp.maximum(jnp.max(jnp.abs(x), axis=-1, keepdims=True), 1e-12) / 127
         quantized = jnp.round(x / step).astype(jnp.int8)
         y = jnp.matmul(quantized, kernel, preferred_element_type=jnp.int32).astype(jnp.float32)
-        y = y * step * params["kernel_scale"]
+        y = y * step * params.kernel_scale
     elif kernel.dtype == jnp.bfloat16:
         y = jnp.matmul(x.astype(jnp.bfloat16), kernel, preferred_element_type=jnp.float32)
     else:
         y = jnp.matmul(x, kernel, precision=HIGHEST)
-    return y + params["bias"] if "bias" in params else y
+    return y + params.bias
 
 
-WIDE_LINEARS = (("mixer", "in_proj"), ("mixer", "o_proj"), ("ffn_in",), ("ffn_out",))
-
-
-def with_compute_precision(params, precision: str):
-    """`params` with the wide linears' kernels (WIDE_LINEARS of every layer) in `precision`:
-    "float32" (unchanged), "bfloat16", or "int8" (symmetric, per output column, plus "kernel_scale")."""
+def with_compute_precision(params: Params, precision: str) -> Params:
+    """`params` with the wide linears' kernels (each layer's mixer in_proj and o_proj, ffn_in, ffn_out)
+    in `precision`: "float32" (unchanged), "bfloat16", or "int8" (symmetric, per output column, plus
+    `kernel_scale`)."""
     if check_compute_precision(precision) == "float32":
         return params
-    layers = []
-    for layer in params["layers"]:
-        layer = jax.tree.map(lambda leaf: leaf, layer)  # a copy of the dict structure
-        for path in WIDE_LINEARS:
-            parent = layer
-            for key in path[:-1]:
-                parent = parent[key]
-            parent[path[-1]] = _linear_in_precision(parent[path[-1]], precision)
-        layers.append(layer)
-    return {**params, "layers": layers}
+
+    def layer_in_precision(layer: Layer) -> Layer:
+        wide = lambda params: _linear_in_precision(params, precision)  # noqa: E731
+        mixer = layer.mixer._replace(in_proj=wide(layer.mixer.in_proj), o_proj=wide(layer.mixer.o_proj))
+        return layer._replace(mixer=mixer, ffn_in=wide(layer.ffn_in), ffn_out=wide(layer.ffn_out))
+
+    return params._replace(layers=tuple(layer_in_precision(layer) for layer in params.layers))
 
 
-def _linear_in_precision(params, precision: str):
-    kernel = jnp.asarray(params["kernel"], jnp.float32)
+def _linear_in_precision(params: Linear, precision: str) -> Linear:
+    kernel = jnp.asarray(params.kernel, jnp.float32)
     if precision == "bfloat16":
-        return {**params, "kernel": kernel.astype(jnp.bfloat16)}
+        return params._replace(kernel=kernel.astype(jnp.bfloat16))
     scale = jnp.maximum(jnp.max(jnp.abs(kernel), axis=0), 1e-12) / 127
-    return {**params, "kernel": jnp.round(kernel / scale).astype(jnp.int8), "kernel_scale": scale}
+    return params._replace(kernel=jnp.round(kernel / scale).astype(jnp.int8), kernel_scale=scale)
 
 
-def layer_norm(params, x, eps: float):
+def layer_norm(params: LayerNorm, x, eps: float):
     """LayerNorm over the last dimension, with scale and bias."""
     mean = jnp.mean(x, axis=-1, keepdims=True)
     variance = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * lax.rsqrt(variance + eps) * params["scale"] + params["bias"]
+    return (x - mean) * lax.rsqrt(variance + eps) * params.scale + params.bias
 
 
 def l2_normalize(x, eps: float):
@@ -99,19 +95,19 @@ def directional_conv(x, taps, backward_channels: int):
     return jnp.concatenate([forward, backward], axis=-1)
 
 
-def embeddings(params, input_ids, config: LAMHyperparameters):
+def embeddings(params: Embeddings, input_ids, config: LAMHyperparameters):
     """Word + token type 0 + position (per `config.position_policy`), then LayerNorm: (B, L, d)."""
-    x = jnp.take(params["word"], input_ids, axis=0) + params["token_type"][0]
+    x = jnp.take(params.word, input_ids, axis=0) + params.token_type[0]
     if config.position_policy == "clamp":
         positions = jnp.minimum(jnp.arange(input_ids.shape[1]), config.max_position_embeddings - 1)
-        x = x + jnp.take(params["position"], positions, axis=0)
-    return layer_norm(params["norm"], x, config.layer_norm_eps)
+        x = x + jnp.take(params.position, positions, axis=0)
+    return layer_norm(params.norm, x, config.layer_norm_eps)
 
 
-def flux(params, k, v):
+def flux(params: Mixer, k, v):
     """Resonance flux psi (B, L, H) in (0, 1): a two-layer SiLU MLP of [k; v] (B, L, H, 2D)."""
-    hidden = jax.nn.silu(linear(params["flux_in"], jnp.concatenate([k, v], axis=-1)))
-    return jax.nn.sigmoid(linear(params["flux_out"], hidden))[..., 0]
+    hidden = jax.nn.silu(linear(params.flux_in, jnp.concatenate([k, v], axis=-1)))
+    return jax.nn.sigmoid(linear(params.flux_out, hidden))[..., 0]
 
 
 def map_token_blocks(fn, arrays, block_tokens: int | None, halo: int = 0):
@@ -136,7 +132,7 @@ def map_token_blocks(fn, arrays, block_tokens: int | None, halo: int = 0):
     return tuple(jnp.moveaxis(o, 0, 1).reshape(batch, count * size, *o.shape[3:])[:, :length] for o in outputs)
 
 
-def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMHyperparameters):
+def delta_rule_inputs(params: Mixer, x, real, offset: int, size: int, config: LAMHyperparameters):
     """q, k, v (B, T, H, D), the five gates (B, T, H) and SiLU(output gate) (B, T, inner) of the
     `size` tokens from `offset` of a window x (B, W, d) with real (B, W, 1).
 
@@ -144,16 +140,16 @@ def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMHyperp
     (B, W, inner) and the logits of the per-head gates (B, W, 5, H).
     """
     batch, inner, heads = x.shape[0], config.inner_size, config.num_heads
-    projected = linear(params["in_proj"], x)
+    projected = linear(params.in_proj, x)
     q, k, v = (projected[..., i * inner:(i + 1) * inner] for i in range(3))
 
     def per_head(h, conv):
-        h = directional_conv(jnp.where(real, h, 0), params[conv]["taps"], config.num_backward_heads * config.head_dim)
+        h = directional_conv(jnp.where(real, h, 0), conv.taps, config.num_backward_heads * config.head_dim)
         return jax.nn.silu(h[:, offset:offset + size]).reshape(batch, size, heads, config.head_dim)
 
-    q = l2_normalize(per_head(q, "q_conv"), config.qk_norm_eps)
-    k = l2_normalize(per_head(k, "k_conv"), config.qk_norm_eps)
-    v = per_head(v, "v_conv")
+    q = l2_normalize(per_head(q, params.q_conv), config.qk_norm_eps)
+    k = l2_normalize(per_head(k, params.k_conv), config.qk_norm_eps)
+    v = per_head(v, params.v_conv)
     gate, gate_logits = jnp.split(projected[:, offset:offset + size, 3 * inner:], [inner], -1)
     beta, fast, slow, read_fast, read_slow = jnp.unstack(jax.nn.sigmoid(gate_logits.reshape(batch, size, 5, heads)),
                                                          axis=2)
@@ -161,13 +157,13 @@ def delta_rule_inputs(params, x, real, offset: int, size: int, config: LAMHyperp
     return q, k, v, beta, fast, slow, read_fast, read_slow, jax.nn.silu(gate)
 
 
-def output(params, o, gate, config: LAMHyperparameters):
+def output(params: Mixer, o, gate, config: LAMHyperparameters):
     """Mixer output (B, T, d) from delta-rule reads o (B, T, H, D) and SiLU(output gate) (B, T, inner)."""
-    o = o * lax.rsqrt(jnp.mean(o * o, axis=-1, keepdims=True) + config.rms_norm_eps) * params["out_norm"]
-    return linear(params["o_proj"], o.reshape(*gate.shape) * gate)
+    o = o * lax.rsqrt(jnp.mean(o * o, axis=-1, keepdims=True) + config.rms_norm_eps) * params.out_norm
+    return linear(params.o_proj, o.reshape(*gate.shape) * gate)
 
 
-def mixer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):
+def mixer(params: Mixer, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):
     """The LAM mixer: hidden states (B, L, d) and mask (B, L) to (B, L, d); token-wise parts in blocks."""
     real = (mask != 0)[..., None]
     *inputs, gate = map_token_blocks(
@@ -180,35 +176,35 @@ def mixer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: 
                             [jnp.moveaxis(o, 1, 2), gate], block_tokens)[0]
 
 
-def feed_forward(params, x, mixed, config: LAMHyperparameters):
+def feed_forward(params: Layer, x, mixed, config: LAMHyperparameters):
     """The layer's output from its input x and the mixer's output, both (B, T, d)."""
-    h = layer_norm(params["mixer_norm"], x + mixed, config.layer_norm_eps)
-    ffn = linear(params["ffn_out"], jax.nn.gelu(linear(params["ffn_in"], h), approximate=False))
-    return layer_norm(params["ffn_norm"], h + ffn, config.layer_norm_eps)
+    h = layer_norm(params.mixer_norm, x + mixed, config.layer_norm_eps)
+    ffn = linear(params.ffn_out, jax.nn.gelu(linear(params.ffn_in, h), approximate=False))
+    return layer_norm(params.ffn_norm, h + ffn, config.layer_norm_eps)
 
 
-def layer(params, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):
+def layer(params: Layer, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):
     """Post-LN block: h = LN(x + Mixer(x)); x' = LN(h + FFN(h)), GELU (erf); token-wise parts in blocks."""
-    mixed = mixer(params["mixer"], x, mask, config, form, block_tokens)
+    mixed = mixer(params.mixer, x, mask, config, form, block_tokens)
     return map_token_blocks(lambda windows, offset, size: (feed_forward(params, *windows, config),),
                             [x, mixed], block_tokens)[0]
 
 
-def encode(params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
+def encode(params: Params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
            block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
     """Last hidden states (B, L, d) of token ids and attention mask (B, L).
 
     Token-wise parts run in blocks of about `block_tokens` tokens (`lam.token_blocks`).
     """
-    x = embeddings(params["embeddings"], input_ids, config)
+    x = embeddings(params.embeddings, input_ids, config)
     if block_layout(*input_ids.shape, block_tokens)[0] == 1:
-        for layer_params in params["layers"]:
+        for layer_params in params.layers:
             x = layer(layer_params, x, attention_mask, config, form, block_tokens)
         return x
     # In blocks, a scan over the stacked layers: unrolled, XLA:CPU's default (concurrency-
     # optimised) scheduler gave each layer's block loops their own buffers, 2.2 GB of
     # temporaries at 32k tokens against 0.5 GB for the scan.
-    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params["layers"])
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params.layers)
     x, _ = lax.scan(lambda x, layer_params: (layer(layer_params, x, attention_mask, config, form, block_tokens), None),
                     x, stacked)
     return x
@@ -226,7 +222,7 @@ def pool(hidden, attention_mask):
     return pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
 
 
-def embed(params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
+def embed(params: Params, input_ids, attention_mask, config: LAMHyperparameters, form: str = "scan",
           block_tokens: int | None = DEFAULT_BLOCK_TOKENS):
     """Sentence embeddings (B, d): `pool` of the last hidden states of token ids and attention mask (B, L)."""
     return pool(encode(params, input_ids, attention_mask, config, form, block_tokens), attention_mask)

@@ -1,16 +1,17 @@
-"""Torch state-dict tensors (the names and layouts of `model.safetensors`) <-> the JAX parameter
-pytree of `lam._jax_model`, both ways, as `lam.schema` declares them.
+"""Torch state-dict tensors (the names and layouts of `model.safetensors`) <-> the JAX parameters
+of `lam._jax_model` (the typed containers of `lam._jax_params`), both ways, as `lam.schema` declares them.
 
-The pytree is nested dicts of arrays, "layers" a list of per-layer pytrees: Linear layers are
-{"kernel": (in, out), "bias": (out,)}, LayerNorms {"scale", "bias"}, convolutions {"taps": (K, C)};
-the mixer's nine input projections are one fused "in_proj" (see `lam.schema`). Arrays stay numpy
-and are copied bit for bit; place them on a device with `jax.device_put`.
+Each schema path names the containers' fields down to the array (layer indices for `Params.layers`):
+Linear layers are `Linear(kernel (in, out), bias (out,))`, LayerNorms `LayerNorm(scale, bias)`,
+convolutions `Conv(taps (K, C))`; the mixer's nine input projections are one fused `in_proj` (see
+`lam.schema`). Arrays stay numpy and are copied bit for bit; place them on a device with `jax.device_put`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._jax_params import Params, from_nested
 from .config import LAMHyperparameters
 from .schema import fused_bias_mask, fused_width, input_projection_widths, parameters  # noqa: F401  (re-exported)
 
@@ -24,14 +25,15 @@ def _container(tree: dict, path: tuple, config: LAMHyperparameters) -> dict:
     return tree
 
 
-def leaf_at(tree, path: tuple):
+def leaf_at(params: Params, path: tuple):
+    """The array at a schema `path` of `params` (field names; layer indices)."""
     for key in path:
-        tree = tree[key]
-    return tree
+        params = params[key] if isinstance(key, int) else getattr(params, key)
+    return params
 
 
-def params_from_torch(tensors: dict[str, np.ndarray], config: LAMHyperparameters) -> dict:
-    """The JAX parameter pytree of torch state-dict `tensors`; KeyError on missing or extra names."""
+def params_from_torch(tensors: dict[str, np.ndarray], config: LAMHyperparameters) -> Params:
+    """The JAX parameters of torch state-dict `tensors`; KeyError on missing or extra names."""
     schema = parameters(config)
     expected = {p.name for p in schema}
     if set(tensors) != expected:
@@ -48,11 +50,11 @@ def params_from_torch(tensors: dict[str, np.ndarray], config: LAMHyperparameters
         if key not in parent:  # a fused array: zeros where no torch tensor (the missing biases)
             parent[key] = np.zeros((*value.shape[:-1], fused_width(config)), value.dtype)
         parent[key][..., slice(*parameter.columns)] = value
-    return params
+    return from_nested(Params, params)
 
 
-def torch_from_params(params: dict, config: LAMHyperparameters) -> dict[str, np.ndarray]:
-    """The torch state-dict tensors of a JAX parameter pytree (the inverse of `params_from_torch`)."""
+def torch_from_params(params: Params, config: LAMHyperparameters) -> dict[str, np.ndarray]:
+    """The torch state-dict tensors of JAX parameters (the inverse of `params_from_torch`)."""
     tensors = {}
     for parameter in parameters(config):
         value = np.asarray(leaf_at(params, parameter.path))

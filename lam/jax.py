@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _jax_model
+from ._jax_params import Layer, Params
 from .batching import TextTokenizer, pad_batch, pad_to
 from .config import LAMHyperparameters
 from .conversion import fused_bias_mask, params_from_torch, torch_from_params
@@ -34,10 +35,11 @@ from .weights_io import WEIGHTS_NAME, read_weights
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["tree"], meta_fields=["config_json", "source"])
 @dataclass(frozen=True)
 class LAMParams:
-    """LAM's parameters: `tree`, nested dicts of arrays (see `lam.conversion` for the layout),
-    and, as static metadata, the model's configuration (JSON) and the directory they came from."""
+    """LAM's parameters: `tree`, the model's typed containers of arrays (`lam._jax_params.Params`;
+    see `lam.conversion` for the layout), and, as static metadata, the model's configuration (JSON)
+    and the directory they came from."""
 
-    tree: dict
+    tree: Params
     config_json: str
     source: str
 
@@ -87,17 +89,17 @@ def embed(params: LAMParams, input_ids, attention_mask, form: str = "scan"):
     return pooled[0] if single else pooled
 
 
-def model_tree(params: LAMParams) -> dict:
+def model_tree(params: LAMParams) -> Params:
     """`params.tree` as the model sees it: the fused input projection's bias columns of the
     projections that have no bias (see `lam.conversion`) held at zero, so they get no gradient
     and fine-tuning cannot move them (the model directory has nowhere to store them)."""
     mask = fused_bias_mask(params.config)
 
-    def layer(tree):
-        in_proj = tree["mixer"]["in_proj"]
-        return {**tree, "mixer": {**tree["mixer"], "in_proj": {**in_proj, "bias": in_proj["bias"] * mask}}}
+    def masked(layer: Layer) -> Layer:
+        in_proj = layer.mixer.in_proj
+        return layer._replace(mixer=layer.mixer._replace(in_proj=in_proj._replace(bias=in_proj.bias * mask)))
 
-    return {**params.tree, "layers": [layer(tree) for tree in params.tree["layers"]]}
+    return params.tree._replace(layers=tuple(masked(layer) for layer in params.tree.layers))
 
 
 def save_params(params: LAMParams, directory: str | os.PathLike) -> Path:

@@ -3,7 +3,7 @@
 `lam.building` (initialisation and the teacher's tensors).
 
 Each `Parameter` is a torch state-dict tensor (its name and shape are those of `model.safetensors`)
-and says where it lives in the JAX parameter pytree of `lam._jax_model`: a path, whether it is
+and says where it lives in the JAX parameters (`lam._jax_params`): a path of fields, whether it is
 transposed there (Linear weights (out, in) are kernels (in, out), convolution weights (C, K) are
 taps (K, C)), and for the mixer's nine input projections, which columns of the fused "in_proj"
 kernel or bias it fills (INPUT_PROJECTIONS order: one matmul per layer instead of nine; the three

@@ -50,7 +50,7 @@ def test_grad_matches_the_torch_model_in_float64(params, small_lam_dir):
     grads = jax.jit(jax.grad(loss))(params)
     assert isinstance(grads, lam_jax.LAMParams) and grads.config_json == params.config_json
     unbiased = fused_bias_mask(params.config) == 0
-    assert all(np.all(np.asarray(layer["mixer"]["in_proj"]["bias"])[unbiased] == 0) for layer in grads.tree["layers"])
+    assert all(np.all(np.asarray(layer.mixer.in_proj.bias)[unbiased] == 0) for layer in grads.tree.layers)
     ours = torch_from_params(jax.tree.map(np.asarray, grads.tree), params.config)
 
     model = LAMModel.from_pretrained(small_lam_dir).double()

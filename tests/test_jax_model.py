@@ -75,16 +75,16 @@ def test_conversion_layouts(make_tiny_model):
     config = model.config
     params = conversion.params_from_torch(tensors_of(model), config)
     d, inner, heads = config.hidden_size, config.inner_size, config.num_heads
-    assert len(params["layers"]) == config.num_hidden_layers
-    mixer = params["layers"][1]["mixer"]
-    assert mixer["in_proj"]["kernel"].shape == (d, 4 * inner + 5 * heads)
-    assert mixer["q_conv"]["taps"].shape == (config.conv_size, inner)
-    assert params["layers"][1]["ffn_in"]["kernel"].shape == (d, config.intermediate_size)
-    assert np.array_equal(mixer["in_proj"]["kernel"][:, :inner], model.layers[1].mixer.q_proj.weight.detach().numpy().T)
-    assert not mixer["in_proj"]["bias"][3 * inner:4 * inner].any()  # the gate projection has no bias
-    assert params["embeddings"]["position"].shape == (config.max_position_embeddings, d)
+    assert len(params.layers) == config.num_hidden_layers
+    mixer = params.layers[1].mixer
+    assert mixer.in_proj.kernel.shape == (d, 4 * inner + 5 * heads)
+    assert mixer.q_conv.taps.shape == (config.conv_size, inner)
+    assert params.layers[1].ffn_in.kernel.shape == (d, config.intermediate_size)
+    assert np.array_equal(mixer.in_proj.kernel[:, :inner], model.layers[1].mixer.q_proj.weight.detach().numpy().T)
+    assert not mixer.in_proj.bias[3 * inner:4 * inner].any()  # the gate projection has no bias
+    assert params.embeddings.position.shape == (config.max_position_embeddings, d)
     unpositioned = make_tiny_model(position_policy="none")
-    assert "position" not in conversion.params_from_torch(tensors_of(unpositioned), unpositioned.config)["embeddings"]
+    assert conversion.params_from_torch(tensors_of(unpositioned), unpositioned.config).embeddings.position is None
 
 
 def test_conversion_rejects_missing_and_unexpected_tensors(make_tiny_model):
