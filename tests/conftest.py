@@ -51,6 +51,18 @@ def small_lam_dir(tmp_path_factory):
     return write_model_dir(tmp_path_factory.mktemp("models") / "small-lam", config, tensors, teacher_dir())
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module of small tensors: more threads only add overhead, and
+    on a loaded machine oversubscription makes the chunkwise form many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def make_tiny_model():
     """Returns make(seed=0, **config_overrides) -> a small LAMModel with unit-scale random weights."""

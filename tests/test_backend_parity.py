@@ -15,7 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
+from required import require_jax
+
+jax = require_jax()
 
 import lam  # noqa: E402
 from lam import _jax_backend  # noqa: E402

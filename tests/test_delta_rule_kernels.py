@@ -1,13 +1,10 @@
-"""The compiled Cython token scan and the chunkwise torch form against the float64 reference.
-
-SPEC §3: every form matches the reference to <= 1e-5 max abs on unit-scale inputs, for
-lengths on and off the chunk size, with padding, in both directions. A missing compiled
-kernel fails these tests unless LAM_ALLOW_NO_CYTHON=1 (CI builds it).
+"""The compiled Cython kernels beyond the shared grid of tests/test_delta_rule_forms.py (which checks
+every form against the float64 reference): agreement with the chunkwise form on a larger case,
+thread-count invariance, the torch entry point's dtypes, argument checks, the compiled directional
+convolution. A missing compiled kernel fails these tests unless LAM_ALLOW_NO_CYTHON=1 (CI builds it).
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -16,31 +13,13 @@ import torch
 import delta_rule_cases
 import lam._cython as compiled
 from delta_rule_cases import WIDTH, reference_case
+from required import require_cython
 from lam._torch_core import delta_rule_chunked
 from lam.reference import DeltaRuleInputs
 
 TOLERANCE = 1e-5
 HEADS = 12
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tensors here are small: torch intra-op threads only add overhead, and on a loaded
-    machine oversubscription makes the chunkwise form many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def require_cython():
-    """The compiled kernel's torch entry point; fails the test (no skip) when it was not built."""
-    if not compiled.AVAILABLE:
-        if os.environ.get("LAM_ALLOW_NO_CYTHON") == "1":
-            pytest.skip(f"compiled kernel not built ({compiled.IMPORT_ERROR}); LAM_ALLOW_NO_CYTHON=1")
-        pytest.fail(
-            f"compiled kernel lam._cython.delta_rule is not built ({compiled.IMPORT_ERROR}); "
-            "build it with `pip install -e .` or set LAM_ALLOW_NO_CYTHON=1"
-        )
-    return compiled.delta_rule_cython
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_inputs(batch, length, mask_kind, dk=WIDTH, dv=WIDTH):
@@ -55,63 +34,13 @@ def as_torch(inputs):
     return DeltaRuleInputs(**{name: torch.from_numpy(x) for name, x in inputs.items()})
 
 
-def run_chunked(inputs, num_backward_heads):
-    with torch.inference_mode():
-        return delta_rule_chunked(as_torch(inputs), num_backward_heads=num_backward_heads).numpy()
-
-
 def max_error(actual, expected):
     assert actual.shape == expected.shape
     return float(np.abs(np.asarray(actual, dtype=np.float64) - expected).max())
 
 
-LENGTHS = (1, 7, 63, 64, 65, 200, 1000)
-DIRECTIONS = (0, 5, HEADS)  # forward only, mixed, backward only
-
-
-def batch_for(length):
-    return 2 if length >= 1000 else 3
-
-
-@pytest.mark.parametrize("num_backward_heads", DIRECTIONS)
-@pytest.mark.parametrize("length", LENGTHS)
-def test_cython_matches_reference(length, num_backward_heads):
-    cython_kernel = require_cython()
-    inputs, expected = case(batch_for(length), length, "padded", num_backward_heads)
-    actual = cython_kernel(as_torch(inputs), num_backward_heads=num_backward_heads)
-    assert actual.dtype == torch.float32
-    assert max_error(actual.numpy(), expected) <= TOLERANCE
-
-
-@pytest.mark.parametrize("num_backward_heads", DIRECTIONS)
-@pytest.mark.parametrize("length", LENGTHS)
-def test_chunked_matches_reference(length, num_backward_heads):
-    inputs, expected = case(batch_for(length), length, "padded", num_backward_heads)
-    assert max_error(run_chunked(inputs, num_backward_heads), expected) <= TOLERANCE
-
-
-@pytest.mark.parametrize("num_backward_heads", DIRECTIONS)
-@pytest.mark.parametrize("length", (9, 130))
-def test_general_mask(length, num_backward_heads):
-    cython_kernel = require_cython()
-    inputs, expected = case(3, length, "holes", num_backward_heads)
-    tensors = as_torch(inputs)
-    assert not tensors.mask.is_contiguous()
-    actual = cython_kernel(tensors, num_backward_heads=num_backward_heads)
-    assert max_error(actual.numpy(), expected) <= TOLERANCE
-    assert max_error(run_chunked(inputs, num_backward_heads), expected) <= TOLERANCE
-
-
-@pytest.mark.parametrize(("dk", "dv"), ((24, 40), (48, 16), (32, 64)))
-def test_cython_key_and_value_widths_differ(dk, dv):
-    cython_kernel = require_cython()
-    inputs, expected = case(3, 70, "holes", 5, dk=dk, dv=dv)
-    actual = cython_kernel(as_torch(inputs), num_backward_heads=5)
-    assert max_error(actual.numpy(), expected) <= TOLERANCE
-
-
 def test_cython_matches_chunked_on_a_larger_case():
-    cython_kernel = require_cython()
+    cython_kernel = require_cython().delta_rule_cython
     inputs = make_inputs(16, 300, "padded")
     with torch.inference_mode():
         chunked = delta_rule_chunked(as_torch(inputs), num_backward_heads=6)
@@ -129,7 +58,7 @@ def test_thread_count_does_not_change_a_bit():
 
 
 def test_torch_entry_point_takes_any_float_dtype_and_no_grad():
-    cython_kernel = require_cython()
+    cython_kernel = require_cython().delta_rule_cython
     inputs, expected = case(3, 65, "padded", 5)
     tensors = {name: x.double().requires_grad_() for name, x in as_torch(inputs)._asdict().items() if name != "mask"}
     mask = torch.from_numpy(inputs["mask"]).bool()

@@ -2,7 +2,9 @@
 
 The JAX model, fed the converted weights of a torch model, reproduces the float64 torch model
 (its float64 chunkwise form; see tests/test_torch_model.py for that against the reference)
-to <= 1e-5 on sentence embeddings, for both delta-rule forms and both position policies.
+to <= 1e-5 on sentence embeddings, for both delta-rule forms and both position policies; and each
+module (embeddings, mixer, layer, whole encoder), run in float64 on the same inputs, equals its
+torch mirror to float64 rounding.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-jax = pytest.importorskip("jax")
+from required import require_jax
+
+jax = require_jax()
 
 from lam import conversion  # noqa: E402
 from lam import _jax_model as jax_model  # noqa: E402
@@ -149,3 +153,54 @@ def test_padding_changes_nothing(make_tiny_model):
     for row, length in enumerate((20, 9, 5)):
         _, alone = run(ids[row:row + 1, :length], mask[row:row + 1, :length])
         assert np.abs(alone[0] - together[row]).max() <= 1e-6
+
+
+def compare_modules(torch_module, jax_module, *inputs, tolerance=1e-9):
+    """As recurrentgemma's `numerically_compare_modules`: the same numpy inputs through a torch
+    module and its JAX mirror (both float64); outputs equal within `tolerance` x their scale."""
+    with torch.no_grad():
+        expected = torch_module(*(torch.from_numpy(x) for x in inputs)).numpy()
+    with jax.enable_x64(True):
+        actual = np.asarray(jax_module(*inputs))
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype == np.float64
+    assert np.abs(actual - expected).max() <= tolerance * max(1.0, np.abs(expected).max())
+
+
+def float64_mirrors(model):
+    """The float64 torch model (chunkwise form) and the JAX parameters converted from it."""
+    model = copy.deepcopy(model).double()
+    model.form = "chunk"
+    with jax.enable_x64(True):
+        params = jax.device_put(conversion.params_from_torch(tensors_of(model), model.config))
+    return model, params
+
+
+@pytest.mark.parametrize("policy", ("clamp", "none"))
+def test_embeddings_mirror_torch(make_tiny_model, policy):
+    model, params = float64_mirrors(make_tiny_model(position_policy=policy))
+    ids, _ = batch((37, 12, 1), model.config.vocab_size)  # past max_position_embeddings (16)
+    compare_modules(model.embeddings, lambda ids: jax_model.embeddings(params.embeddings, ids, model.config),
+                    ids.astype(np.int64))
+
+
+# (module, JAX form, block_tokens): each module with each form, blocked and not.
+MODULE_CASES = [("mixer", "scan", None), ("mixer", "chunk", 12), ("layer", "scan", 12), ("layer", "chunk", None),
+                ("encoder", "scan", None), ("encoder", "chunk", 12)]
+
+
+@pytest.mark.parametrize(("module", "form", "block_tokens"), MODULE_CASES)
+def test_modules_mirror_torch(make_tiny_model, module, form, block_tokens):
+    model, params = float64_mirrors(make_tiny_model())
+    config = model.config
+    ids, mask = batch((23, 5, 1, 17), config.vocab_size, seed=3)
+    mask = mask.astype(np.int64)
+    if module == "encoder":
+        model.block_tokens = block_tokens
+        compare_modules(model.encode, lambda ids, mask: jax_model.encode(params, ids, mask, config, form, block_tokens),
+                        ids.astype(np.int64), mask)
+        return
+    x = np.random.default_rng(4).standard_normal((*ids.shape, config.hidden_size))
+    torch_module = getattr(model.layers[1], module) if module == "mixer" else model.layers[1]
+    jax_params = getattr(params.layers[1], module) if module == "mixer" else params.layers[1]
+    compare_modules(lambda x, mask: torch_module(x, mask, "chunk", block_tokens),
+                    lambda x, mask: getattr(jax_model, module)(jax_params, x, mask, config, form, block_tokens), x, mask)
