@@ -93,6 +93,7 @@ def run_features(args) -> None:
 
     _set_threads(args)
     model = student_from(args.init).eval()
+    model.kernel = "auto"  # inference only: the compiled token scan
     tokens = TextTokens(teacher_dir() / "tokenizer.json")
     books, articles = long_split(args.data_dir, args.split)
     books = books[: args.books]
