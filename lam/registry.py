@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,8 +17,13 @@ from .teacher import sha256_of
 logger = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-# Built-in name -> file of trained tensors shipped in the package (the rest comes from the teacher).
-BUILTIN_MODELS = {"LAM-base-v1": WEIGHTS_DIR / "lam_base_v1.safetensors"}
+# Built-in name -> files of trained tensors shipped in the package, applied in order over the
+# teacher's tensors (the rest comes from the teacher).
+BUILTIN_MODELS = {
+    "LAM-base-v1": (WEIGHTS_DIR / "lam_base_v1.safetensors",),
+    # LAM-base-v1 with its last feed-forward block retrained for long documents (stage 3).
+    "LAM-long-v1": (WEIGHTS_DIR / "lam_base_v1.safetensors", WEIGHTS_DIR / "lam_long_v1.safetensors"),
+}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -30,15 +36,15 @@ def cache_root() -> Path:
 
 
 def shipped_weights(name: str) -> tuple[dict, dict]:
-    """(tensors, config overrides) of a built-in model's shipped file; empty if none is shipped."""
-    path = BUILTIN_MODELS[name]
-    if not path.is_file():
-        return {}, {}
-    tensors = {}
-    with safe_open(str(path), "np") as handle:
-        overrides = json.loads((handle.metadata() or {}).get("config_overrides", "{}"))
-        for key in handle.keys():
-            tensors[key] = handle.get_tensor(key)
+    """(tensors, config overrides) of a built-in model's shipped files; empty if none is shipped."""
+    tensors, overrides = {}, {}
+    for path in BUILTIN_MODELS[name]:
+        if not path.is_file():
+            continue
+        with safe_open(str(path), "np") as handle:
+            overrides.update(json.loads((handle.metadata() or {}).get("config_overrides", "{}")))
+            for key in handle.keys():
+                tensors[key] = handle.get_tensor(key)
     return tensors, overrides
 
 
@@ -47,15 +53,17 @@ def builtin_dir(name: str) -> Path:
     from .building import build_from_teacher
 
     shipped = BUILTIN_MODELS[name]
-    tag = sha256_of(shipped)[:12] if shipped.is_file() else "teacher-init"
+    missing = [path.name for path in shipped if not path.is_file()]
+    tag = "teacher-init" if missing else hashlib.sha256("".join(map(sha256_of, shipped)).encode()).hexdigest()[:12]
     target = cache_root() / f"{name}-{tag}"
     if (target / "model.safetensors").is_file():
         return target
-    if not shipped.is_file():
-        warnings.warn(f"{name}: no trained mixer weights are shipped in this installation; "
+    if missing:
+        warnings.warn(f"{name}: its trained weights ({', '.join(missing)}) are not shipped in this installation; "
                       "using mixers initialised from the teacher's attention (embeddings will be poor)",
                       stacklevel=3)
-    tensors, overrides = shipped_weights(name)
+        shipped = ()
+    tensors, overrides = shipped_weights(name) if shipped else ({}, {})
     logger.info("building %s into %s", name, target)
     card_path = WEIGHTS_DIR / f"{name}.md"
     card = card_path.read_text() if card_path.is_file() else None

@@ -20,9 +20,15 @@ def rounded(tensors: dict[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]
     return {k: np.ascontiguousarray(v.astype(SHIP_DTYPES[dtype])) for k, v in tensors.items()}
 
 
-def ship(model: LAMModel, path: Path, config_overrides: dict, dtype: str = "float16") -> dict[str, np.ndarray]:
-    """Write the model's non-teacher tensors to `path` with metadata {"config_overrides": ...}; return them."""
-    tensors = rounded(changed_tensors(model), dtype)
+def ship(model: LAMModel, path: Path, config_overrides: dict, dtype: str = "float16",
+         base: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Write the model's non-teacher tensors to `path` with metadata {"config_overrides": ...}; return them.
+    With `base` (another shipped file's tensors, applied first when loading), only those that differ from it."""
+    tensors = changed_tensors(model)
+    if base is not None:
+        tensors = {k: v for k, v in tensors.items()
+                   if k not in base or not np.array_equal(v, base[k].astype(np.float32))}
+    tensors = rounded(tensors, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"format": "pt", "config_overrides": json.dumps(config_overrides)})
     return tensors

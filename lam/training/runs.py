@@ -93,6 +93,7 @@ def run_features(args) -> None:
 
     _set_threads(args)
     model = student_from(args.init).eval()
+    model.kernel = "auto"  # inference only: the compiled token scan
     tokens = TextTokens(teacher_dir() / "tokenizer.json")
     books, articles = long_split(args.data_dir, args.split)
     books = books[: args.books]
@@ -151,9 +152,13 @@ def run_export(args) -> None:
     else:
         model, _ = build_student(position_policy=run["position_policy"], seed=run["seed"])
     load_tensors(model, load_checkpoint(args.run / CHECKPOINT_NAME)["model"])
+    model.kernel = "auto"  # evaluation only: the compiled token scan
     tokens = TextTokens(teacher_dir() / "tokenizer.json")
     full = student_stsb_spearman(model, tokens)
-    shipped = ship(model, args.out, {"position_policy": run["position_policy"]}, args.dtype)
+    from ..registry import BUILTIN_MODELS, shipped_weights
+
+    base = shipped_weights(run["init"])[0] if run.get("init") in BUILTIN_MODELS else None
+    shipped = ship(model, args.out, {"position_policy": run["position_policy"]}, args.dtype, base)
     stored = student_stsb_spearman(with_tensors(model, shipped), tokens)
     size_mb = args.out.stat().st_size / 1e6
     print(json.dumps({"tensors": len(shipped), "megabytes": round(size_mb, 2), "spearman_float32": full,
