@@ -93,7 +93,7 @@ def run_features(args) -> None:
 
     _set_threads(args)
     model = student_from(args.init).eval()
-    model.kernel = "auto"  # inference only: the compiled token scan
+    model.form = "auto"  # inference only: the compiled token scan
     tokens = TextTokens(teacher_dir() / "tokenizer.json")
     books, articles = long_split(args.data_dir, args.split)
     books = books[: args.books]
@@ -152,7 +152,7 @@ def run_export(args) -> None:
     else:
         model, _ = build_student(position_policy=run["position_policy"], seed=run["seed"])
     load_tensors(model, load_checkpoint(args.run / CHECKPOINT_NAME)["model"])
-    model.kernel = "auto"  # evaluation only: the compiled token scan
+    model.form = "auto"  # evaluation only: the compiled token scan
     tokens = TextTokens(teacher_dir() / "tokenizer.json")
     full = student_stsb_spearman(model, tokens)
     from ..registry import BUILTIN_MODELS, shipped_weights
