@@ -55,3 +55,11 @@ def test_teacher_chunk_mean_of_a_one_chunk_text_is_its_embedding():
     texts = ["A short text fits in one chunk.", "Another one, about cats and dogs."]
     np.testing.assert_allclose(teacher.chunk_mean(texts), teacher.truncated(texts, long_compare.CHUNK_TOKENS),
                                atol=1e-5)
+
+
+def test_a_query_passage_is_found_across_whitespace_and_mapped_to_its_chunk():
+    document = "First line here.\n\nThe  cat sat.\nOn the mat it slept. End."
+    spans = [(0, 0, 16), (0, 16, len(document))]
+    queries, relevant = long_compare._relevant_chunks([("The cat sat. On the mat it slept.", 0), ("absent text", 0)],
+                                                      [document], spans)
+    assert queries == ["The cat sat. On the mat it slept."] and relevant.tolist() == [1]

@@ -12,6 +12,7 @@ embeddings), the usual workaround for long documents.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +179,11 @@ def _relevant_chunks(wanted: list[tuple[str, int]], docs: list[str], spans: list
     """The queries whose passage middle falls inside a chunk, and that chunk's row in `spans`."""
     queries, relevant = [], []
     for text, owner in wanted:
-        middle = docs[owner].find(text[: len(text) // 2]) + len(text) // 4
+        # Passages are whitespace-normalised: find them in the document with any whitespace between words.
+        found = re.search(r"\s+".join(map(re.escape, text.split())), docs[owner])
+        if found is None:
+            continue
+        middle = (found.start() + found.end()) // 2
         hits = [row for row, (o, start, end) in enumerate(spans) if o == owner and start <= middle < end]
         if hits:
             queries.append(text)
