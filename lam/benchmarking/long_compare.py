@@ -39,7 +39,7 @@ class LongSettings:
 
     @classmethod
     def short(cls, **overrides) -> "LongSettings":
-        """The setting of the default `lam compare` run: about a minute, not an hour (few documents: noisy)."""
+        """The setting of the default `lam compare` run: about 3 minutes on 2 cores, not an hour (few documents: noisy)."""
         fields = dict(backends=("torch",), lengths=(256, 2048), passkey_candidates=6, needle_candidates=6,
                       books=2, articles=12, chunk_documents=3)
         fields.update(overrides)
