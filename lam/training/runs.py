@@ -117,15 +117,12 @@ def run_features(args) -> None:
 
 def run_stage3(args) -> None:
     from ..benchmarking.long_tasks import DEPTH_BANDS
-    from .long_head import TRAINED_TENSORS, FeatureCache, cached_known_item, head_loss
+    from .long_head import FeatureCache, cached_known_item, head_loss
 
     _set_threads(args)
     torch.manual_seed(args.seed)
     model = student_from(args.init)
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad = name.split(".")[:2] == ["layers", str(len(model.layers) - 1)] and \
-            name.split(".")[2] in TRAINED_TENSORS
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = set_trainable(model, "last-ffn")
     layer = model.layers[-1]
     cache = FeatureCache.load(args.features)
     step_loss = head_loss(layer, cache, args.seed, args.batch_size, args.short_batch_size, args.sample_tokens,

@@ -26,8 +26,10 @@ def set_trainable(model: LAMModel, scope: str) -> list[torch.nn.Parameter]:
     """Freeze everything outside `scope`; return the parameters that train."""
     if scope not in TRAINABLE_SCOPES:
         raise ValueError(f"scope must be one of {TRAINABLE_SCOPES}, got {scope!r}")
+    last_ffn = f"layers.{len(model.layers) - 1}.ffn_"
     for name, param in model.named_parameters():
-        param.requires_grad_(scope == "all" or ".mixer." in name)
+        param.requires_grad_(scope == "all" or (scope == "mixers" and ".mixer." in name)
+                             or (scope == "last-ffn" and name.startswith(last_ffn)))
     return [p for p in model.parameters() if p.requires_grad]
 
 
