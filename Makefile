@@ -1,5 +1,5 @@
 # Two entry points that set everything up on a fresh machine:
-#   make demo   - create .venv, install LAM, run `lam compare` (about 3.5 minutes on 2 idle cores: LAM vs all-MiniLM-L6-v2)
+#   make demo   - create .venv, install LAM, run `lam compare` (about 2.5 minutes on 2 idle cores: LAM vs all-MiniLM-L6-v2)
 #   make test   - create .venv, install LAM with its test extras, run the whole test suite (slowest 15 listed)
 #   make lint   - ruff over the package, tests and benchmarks ([tool.ruff] in pyproject.toml)
 #   make compare-venv - create .venv-compare with the `compare` extra (sentence-transformers' ONNX and

@@ -28,12 +28,14 @@ def main() -> None:
     parser.add_argument("--passkey-candidates", type=int, default=10)
     parser.add_argument("--needle-candidates", type=int, default=8)
     parser.add_argument("--chunk-documents", type=int, default=12)
+    parser.add_argument("--document-tokens", type=int, default=32768, help="cut each document to its first N tokens")
     parser.add_argument("--out", type=Path, default=Path("out/long"))
     args = parser.parse_args()
     settings = LongSettings(models=tuple(args.models.split(",")), backends=tuple(args.backends.split(",")),
                             lengths=tuple(int(x) for x in args.lengths.split(",")),
                             passkey_candidates=args.passkey_candidates, needle_candidates=args.needle_candidates,
-                            books=args.books, articles=args.articles, chunk_documents=args.chunk_documents)
+                            books=args.books, articles=args.articles, chunk_documents=args.chunk_documents,
+                            document_tokens=args.document_tokens)
     began = time.perf_counter()
     report = run_long(settings, progress=lambda message: print(
         f"[{time.perf_counter() - began:7.1f} s] {message}", file=sys.stderr, flush=True))

@@ -63,3 +63,19 @@ def test_a_query_passage_is_found_across_whitespace_and_mapped_to_its_chunk():
     queries, relevant = long_compare._relevant_chunks([("The cat sat. On the mat it slept.", 0), ("absent text", 0)],
                                                       [document], spans)
     assert queries == ["The cat sat. On the mat it slept."] and relevant.tolist() == [1]
+
+
+def test_leading_tokens_cuts_a_document_at_a_token_boundary():
+    from lam.benchmarking.long_tasks import leading_tokens, plain_tokenizer
+    from lam.teacher import teacher_dir
+
+    tokenizer = plain_tokenizer(teacher_dir() / "tokenizer.json")
+    text = "The ship's cartographer, unsurprisingly, redrew the coastline twice. " * 40
+
+    def count(t):
+        return len(tokenizer.encode(t, add_special_tokens=False).ids)
+
+    cut = leading_tokens(tokenizer, text, 100)
+    assert count(cut) == 100 and text.startswith(cut)
+    assert leading_tokens(tokenizer, text, 10**6) == text
+    assert leading_tokens(tokenizer, "short text", 100) == "short text"

@@ -1,6 +1,6 @@
 """`lam compare`: accuracy and speed of LAM's backends and of all-MiniLM-L6-v2, in one run.
 
-    lam compare             # about 3.5 minutes: torch and MiniLM, 300 STS-B pairs, 512 and 4,096 tokens, long-doc round
+    lam compare             # about 2.5 minutes: torch and MiniLM, 300 STS-B pairs, 512 and 4,096 tokens, long-doc round
     lam compare --quick     # several minutes: all of STS-B dev, lengths 16 ... 32,768, peak memory
     lam compare --full      # the full grid, with more repeats
     lam compare --long      # with the full long-document grid (about an hour) instead of the short one

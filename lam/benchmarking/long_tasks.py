@@ -78,6 +78,12 @@ def token_offsets(tokenizer, text: str, max_tokens: int = MAX_DOCUMENT_TOKENS) -
     return np.array([start for start, _ in encoding.offsets[:max_tokens]], dtype=np.int64)
 
 
+def leading_tokens(tokenizer, text: str, max_tokens: int) -> str:
+    """`text` up to the end of its `max_tokens`-th WordPiece token (all of it when shorter)."""
+    ends = [end for _, end in tokenizer.encode(text, add_special_tokens=False).offsets]
+    return text if len(ends) <= max_tokens else text[: ends[max_tokens - 1]]
+
+
 def known_item_task(documents: list[str], tokenizer, queries_per_band: tuple[int, ...] = (2, 2, 4, 4),
                     seed: int = 0, bands=DEPTH_BANDS, max_tokens: int = MAX_DOCUMENT_TOKENS) -> RetrievalTask:
     """Known-item retrieval over `documents`: up to `queries_per_band[i]` passages per document in
