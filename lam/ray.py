@@ -87,11 +87,11 @@ class LAMEmbedder:
 
 
 def embed_dataset(ds, text_column: str = "text", model: str = "LAM-base-v1", backend: str = "auto",
-                  num_actors: int = 1, cpus_per_actor: int = 1, batch_size: int = 256, encode_batch_size: int = 32,
+                  num_actors: int = 1, cpus_per_actor: int = 1, batch_size: int | None = 256, encode_batch_size: int = 32,
                   embedding_column: str = "embedding", token_count_column: str = "token_count",
                   max_seq_length: int | None = None, embedder_class: type = LAMEmbedder):
     """`ds` with an `embedding_column` ((d,) float32 per row) and a `token_count_column`, computed
-    by `num_actors` actors of `cpus_per_actor` CPUs, `batch_size` rows per call.
+    by `num_actors` actors of `cpus_per_actor` CPUs, `batch_size` rows per call (None: one block per call).
 
     `model` is a built-in name or a model folder that every node can read. Actors that die
     are restarted by Ray and their batches retried.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from lam.ray import LAMEmbedder, actor_pool_arguments, embed_dataset
 
 TEXTS = corpus_texts(2000)
 MARKER_ENV = "LAM_TEST_ACTOR_DIED_MARKER"
+CALLS_ENV = "LAM_TEST_ACTOR_CALLS"
 DOOMED_ROW = 1234
 
 
@@ -32,15 +34,29 @@ class DiesOnceEmbedder(LAMEmbedder):
         return super().__call__(batch)
 
 
+class RecordsCallsEmbedder(LAMEmbedder):
+    """Writes a file per call named by its process, and takes a second per call, so that one
+    actor alone could not finish the run before the other is up."""
+
+    def __call__(self, batch):
+        folder = os.environ[CALLS_ENV]
+        with open(os.path.join(folder, f"{os.getpid()}-{int(batch['row'][0])}"), "w"):
+            pass
+        time.sleep(1.0)
+        return super().__call__(batch)
+
+
 @pytest.fixture(scope="module")
 def ray_session(tmp_path_factory, lam_cache):
     """One local Ray cluster (2 CPUs) for the module; actors see the marker path and this module."""
     marker = tmp_path_factory.mktemp("ray-marker") / "actor-died"
+    calls = tmp_path_factory.mktemp("ray-calls")
     here = os.path.dirname(os.path.abspath(__file__))
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"env_vars": {MARKER_ENV: str(marker), "LAM_CACHE": str(lam_cache), "HF_HUB_OFFLINE": "1",
+             runtime_env={"env_vars": {MARKER_ENV: str(marker), CALLS_ENV: str(calls), "LAM_CACHE": str(lam_cache),
+                                       "HF_HUB_OFFLINE": "1",
                                        "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}})
-    yield marker
+    yield marker, calls
     ray.shutdown()
 
 
@@ -60,7 +76,7 @@ def test_embed_dataset_adds_embedding_and_token_count_columns(ray_session, model
 
 
 def test_corpus_on_ray_survives_a_killed_actor_with_every_row_once(ray_session, model, small_lam_dir, tmp_path):
-    marker = ray_session
+    marker, _ = ray_session
     ids = write_corpus(tmp_path / "corpus", TEXTS, jsonl_rows=900)
     summary = embed_corpus(tmp_path / "corpus", tmp_path / "out", model=str(small_lam_dir), text_column="body",
                            id_column="doc_id", shard_size=400, workers=2, batch_size=16, ray_address="local",
@@ -69,6 +85,18 @@ def test_corpus_on_ray_survives_a_killed_actor_with_every_row_once(ray_session, 
     assert summary["engine"].startswith("ray, 2 actors")
     assert (summary["rows"], summary["shards_written"]) == (2000, 5)
     assert_every_id_once_and_embeddings_match(read_output(tmp_path / "out"), ids, TEXTS, model, atol=1e-5)
+
+
+def test_corpus_on_ray_spreads_the_work_over_every_actor(ray_session, small_lam_dir, tmp_path):
+    _, calls = ray_session
+    write_corpus(tmp_path / "corpus", TEXTS[:800], jsonl_rows=800)
+    summary = embed_corpus(tmp_path / "corpus", tmp_path / "out", model=str(small_lam_dir), text_column="body",
+                           id_column="doc_id", shard_size=400, workers=2, ray_address="local", progress=False,
+                           embedder_class=RecordsCallsEmbedder)
+    assert summary["rows"] == 800
+    processes = {name.split("-")[0] for name in os.listdir(calls)}
+    assert len(os.listdir(calls)) == 8  # 2 shards of 400 rows, read as 4 pieces per actor
+    assert len(processes) == 2, f"only {len(processes)} of 2 actors embedded anything"
 
 
 def test_actor_pool_arguments_follow_the_ray_version():

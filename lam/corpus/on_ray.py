@@ -20,7 +20,7 @@ import numpy as np
 
 from .inputs import Columns, CorpusInputError, Shard, read_shard
 
-RAY_BATCH_ROWS = 256  # rows per call of an actor
+PIECE_ROWS = 1000     # rows per read task, at most: one read task's rows are one call of an actor
 PIECES_PER_ACTOR = 4  # read tasks per actor at least (shards are split when there are fewer)
 
 
@@ -35,7 +35,7 @@ def embed_on_ray(address: str, todo: list[Shard], columns: Columns, settings: di
         rows = _one_block_each(ray, _pieces(todo, actors)).map_batches(functools.partial(read_rows, columns=columns),
                                                              batch_size=1, batch_format="numpy")
         embedded = embed_dataset(rows, text_column="text", model=settings["model"], backend=backend,
-                                 num_actors=actors, cpus_per_actor=cpus_per_worker, batch_size=RAY_BATCH_ROWS,
+                                 num_actors=actors, cpus_per_actor=cpus_per_worker, batch_size=None,
                                  encode_batch_size=batch_size,
                                  max_seq_length=settings["max_seq_length"],
                                  embedder_class=embedder_class or LAMEmbedder)
@@ -53,8 +53,7 @@ def read_rows(batch: dict[str, np.ndarray], columns: Columns) -> dict[str, np.nd
     """Ray task: the rows (row number, id, text) [start, stop) of the shards described in `batch`.
 
     A piece reads its whole shard and keeps its rows (JSONL offsets are planned per shard);
-    pieces exist only when there are too few shards to keep every actor busy, and reading a
-    shard costs little next to embedding it.
+    reading a shard costs little next to embedding it.
     """
     numbers, ids, texts = [], [], []
     for description, start, stop in zip(batch["shard"], batch["start"], batch["stop"]):
@@ -69,12 +68,17 @@ def read_rows(batch: dict[str, np.ndarray], columns: Columns) -> dict[str, np.nd
 
 
 def _pieces(todo: list[Shard], actors: int) -> list[dict]:
-    """Read tasks: whole shards, or, when there are fewer than PIECES_PER_ACTOR per actor,
-    equal row ranges of each shard."""
+    """Read tasks: equal row ranges of each shard, at most PIECE_ROWS rows each and at least
+    PIECES_PER_ACTOR per actor in all.
+
+    The fused read-and-embed operator takes one piece per actor call (`batch_size=None`): with
+    a batch size in rows, Ray Data would bundle that many one-row piece descriptors into a
+    single call, and one actor would embed everything while the others wait.
+    """
     per_shard = math.ceil(PIECES_PER_ACTOR * actors / len(todo))
     pieces = []
     for shard in todo:
-        size = math.ceil(shard.rows / per_shard)
+        size = min(PIECE_ROWS, math.ceil(shard.rows / per_shard))
         pieces += [{"shard": shard.to_json(), "start": start, "stop": min(start + size, shard.rows)}
                    for start in range(0, shard.rows, size)]
     return pieces
