@@ -178,9 +178,13 @@ def mixer(params: Mixer, x, mask, config: LAMHyperparameters, form: str, block_t
 
 def feed_forward(params: Layer, x, mixed, config: LAMHyperparameters):
     """The layer's output from its input x and the mixer's output, both (B, T, d)."""
-    h = layer_norm(params.mixer_norm, x + mixed, config.layer_norm_eps)
-    ffn = linear(params.ffn_out, jax.nn.gelu(linear(params.ffn_in, h), approximate=False))
-    return layer_norm(params.ffn_norm, h + ffn, config.layer_norm_eps)
+    return ffn(params, layer_norm(params.mixer_norm, x + mixed, config.layer_norm_eps), config)
+
+
+def ffn(params: Layer, h, config: LAMHyperparameters):
+    """The layer's output from its feed-forward input h = LN(x + mixer output), (..., d)."""
+    hidden = jax.nn.gelu(linear(params.ffn_in, h), approximate=False)
+    return layer_norm(params.ffn_norm, h + linear(params.ffn_out, hidden), config.layer_norm_eps)
 
 
 def layer(params: Layer, x, mask, config: LAMHyperparameters, form: str, block_tokens: int | None):

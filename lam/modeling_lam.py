@@ -242,7 +242,10 @@ class LAMLayer(nn.Module):
 
     def feed_forward(self, x: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
         """The layer's output from its input x and the mixer's output, both (B, T, d)."""
-        h = self.mixer_norm(x + mixed)
+        return self.ffn(self.mixer_norm(x + mixed))
+
+    def ffn(self, h: torch.Tensor) -> torch.Tensor:
+        """The layer's output from its feed-forward input h = LN(x + mixer output), (..., d)."""
         return self.ffn_norm(h + self.linear(self.linear(h, self.ffn_in, "gelu"), self.ffn_out))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

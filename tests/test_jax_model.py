@@ -183,6 +183,12 @@ def test_embeddings_mirror_torch(make_tiny_model, policy):
                     ids.astype(np.int64))
 
 
+def test_feed_forward_half_mirrors_torch(make_tiny_model):
+    model, params = float64_mirrors(make_tiny_model())
+    h = np.random.default_rng(5).standard_normal((3, 7, model.config.hidden_size))
+    compare_modules(model.layers[1].ffn, lambda h: jax_model.ffn(params.layers[1], h, model.config), h)
+
+
 # (module, JAX form, block_tokens): each module with each form, blocked and not.
 MODULE_CASES = [("mixer", "scan", None), ("mixer", "chunk", 12), ("layer", "scan", 12), ("layer", "chunk", None),
                 ("encoder", "scan", None), ("encoder", "chunk", 12)]

@@ -110,14 +110,9 @@ class FeatureCache:
                    pairs[:, 1], TokenFeatures.load(path / "short"), np.load(path / "short_targets.npy"))
 
 
-def last_ffn(layer, h: torch.Tensor) -> torch.Tensor:
-    """The last layer's output from its feed-forward input h (..., d)."""
-    return layer.ffn_norm(h + layer.ffn_out(F.gelu(layer.ffn_in(h))))
-
-
 def pooled(layer, h: np.ndarray) -> torch.Tensor:
-    """Normalised mean over tokens of `last_ffn` of one text's cached features (L, d)."""
-    return F.normalize(last_ffn(layer, torch.from_numpy(np.asarray(h, dtype=np.float32))).mean(0), dim=-1)
+    """Normalised mean over tokens of `layer.ffn` of one text's cached features (L, d)."""
+    return F.normalize(layer.ffn(torch.from_numpy(np.asarray(h, dtype=np.float32))).mean(0), dim=-1)
 
 
 def document_view(features: np.ndarray, rng: np.random.Generator, sample_tokens: int, window_fraction: float) -> np.ndarray:
