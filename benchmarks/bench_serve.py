@@ -126,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="LAM-base-v1")
     parser.add_argument("--backend", default="torch")
+    parser.add_argument("--compute-precision", default="float32", help="float32, bfloat16 or int8 (both servers)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each server")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--short-requests", type=int, default=256, help="requests per cell, short queries")
@@ -140,7 +141,8 @@ def main() -> None:
     servers = {}
     try:
         for mode, extra in MODES.items():
-            command = lam_serve_command(args.model, "--backend", args.backend, "--log-level", "warning", *extra)
+            command = lam_serve_command(args.model, "--backend", args.backend, "--compute-precision", args.compute_precision,
+                                        "--log-level", "warning", *extra)
             servers[mode] = ServerProcess(command, logs / f"{mode.replace(' ', '-')}.log", threads=args.threads)
         results = []
         turn = 0  # counts rounds over the whole run; its parity sets which server goes first

@@ -109,6 +109,7 @@ def test_tei_embed_info_and_health(server, reference, small_lam_dir):
     assert info["model_id"] == NAME and info["model_dir"] == str(small_lam_dir) and info["backend"] == "torch"
     assert info["dimension"] == 32 and info["max_input_length"] == MAX_INPUT_TOKENS
     assert info["max_client_batch_size"] == MAX_CLIENT_BATCH and info["max_batch_tokens"] == 16384
+    assert info["compute_precision"] == "float32"
     status, _, health = server.request("GET", "/health")
     assert status == 200 and health == {"status": "ok"}
 
@@ -150,6 +151,21 @@ def test_bad_input_gets_its_4xx_with_a_json_error_and_the_server_keeps_serving(s
         assert error["error"]["type"] == "invalid_request_error" and words in error["error"]["message"]
         assert error["error"]["code"] == status
     assert server.request("GET", "/health")[0] == 200
+
+
+def test_compute_precision_serves_the_embeddings_of_that_precision(small_lam_dir, tmp_path):
+    process = ServerProcess(lam_serve_command(str(small_lam_dir), "--compute-precision", "int8", "--log-level", "warning"),
+                            tmp_path / "server.log")
+    try:
+        status, _, rows = process.post("/embed", {"inputs": TEXTS})
+        assert status == 200
+        int8 = LAM(small_lam_dir, backend="torch", compute_precision="int8", fallback=False).encode(TEXTS)
+        float32 = LAM(small_lam_dir, backend="torch", fallback=False).encode(TEXTS)
+        np.testing.assert_allclose(np.array(rows), int8, atol=1e-5)
+        assert np.abs(np.array(rows) - float32).max() > 1e-4  # another precision indeed
+        assert process.request("GET", "/info")[2]["compute_precision"] == "int8"
+    finally:
+        assert process.stop() in STOPPED_BY_SIGTERM, process.log()
 
 
 def test_wrong_method_and_unknown_route(server):

@@ -147,7 +147,8 @@ def create_app(service: EmbeddingService) -> FastAPI:
     async def info():
         return json_response({
             "model_id": settings.model_name, "model_dir": str(service.model.model_dir),
-            "backend": service.model.backend, "dimension": service.dimension,
+            "backend": service.model.backend,
+            "compute_precision": getattr(service.model, "compute_precision", "float32"), "dimension": service.dimension,
             "max_input_length": service.max_input_tokens, "auto_truncate": settings.auto_truncate,
             "max_batch_tokens": settings.max_batch_tokens, "max_batch_requests": settings.max_batch_requests,
             "max_wait_ms": settings.max_wait_ms, "max_concurrent_requests": settings.max_concurrent_requests,

@@ -12,7 +12,8 @@ from .settings import ServeSettings
 
 
 def serve(settings: ServeSettings, model=None) -> None:
-    """Serve `model` (default: `LAM(settings.model, backend=settings.backend)`) until SIGINT or SIGTERM."""
+    """Serve `model` (default: `LAM(settings.model, backend=..., compute_precision=...)` from `settings`)
+    until SIGINT or SIGTERM."""
     import torch
 
     from .. import LAM
@@ -21,7 +22,7 @@ def serve(settings: ServeSettings, model=None) -> None:
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     if model is None:
-        model = LAM(settings.model, backend=settings.backend)
+        model = LAM(settings.model, backend=settings.backend, compute_precision=settings.compute_precision)
     service = EmbeddingService(model, settings)
     logging.getLogger("lam.serve").info(
         "serving %s (%s backend, %d-d, up to %d tokens per text) on http://%s:%d",

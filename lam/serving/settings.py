@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from ..backends import COMPUTE_PRECISIONS
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -14,6 +16,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     backend: str = "auto"
+    compute_precision: str = "float32"
     threads: int | None = None
     max_batch_tokens: int = 16_384
     max_batch_requests: int = 128
@@ -53,6 +56,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=d.host, help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=d.port, help="port to listen on (default: %(default)s)")
     parser.add_argument("--backend", default=d.backend, help="auto, torch (alias cython) or jax")
+    parser.add_argument("--compute-precision", default=d.compute_precision, choices=COMPUTE_PRECISIONS,
+                        help="precision of the wide matmuls (LAM(compute_precision=...); default: %(default)s)")
     parser.add_argument("--threads", type=_positive_int, default=d.threads, metavar="N",
                         help="torch threads for the forward passes (default: torch's own choice)")
     batching = parser.add_argument_group("dynamic batching")
