@@ -20,7 +20,6 @@ import numpy as np
 
 from .inputs import Columns, CorpusInputError, Shard, read_shard
 
-PIECE_ROWS = 1000     # rows per read task, at most: one read task's rows are one call of an actor
 PIECES_PER_ACTOR = 4  # read tasks per actor at least (shards are split when there are fewer)
 
 
@@ -53,7 +52,8 @@ def read_rows(batch: dict[str, np.ndarray], columns: Columns) -> dict[str, np.nd
     """Ray task: the rows (row number, id, text) [start, stop) of the shards described in `batch`.
 
     A piece reads its whole shard and keeps its rows (JSONL offsets are planned per shard);
-    reading a shard costs little next to embedding it.
+    pieces exist only when there are too few shards to keep every actor busy, and reading a
+    shard costs little next to embedding it.
     """
     numbers, ids, texts = [], [], []
     for description, start, stop in zip(batch["shard"], batch["start"], batch["stop"]):
@@ -68,8 +68,8 @@ def read_rows(batch: dict[str, np.ndarray], columns: Columns) -> dict[str, np.nd
 
 
 def _pieces(todo: list[Shard], actors: int) -> list[dict]:
-    """Read tasks: equal row ranges of each shard, at most PIECE_ROWS rows each and at least
-    PIECES_PER_ACTOR per actor in all.
+    """Read tasks: whole shards, or, when there are fewer than PIECES_PER_ACTOR per actor,
+    equal row ranges of each shard.
 
     The fused read-and-embed operator takes one piece per actor call (`batch_size=None`): with
     a batch size in rows, Ray Data would bundle that many one-row piece descriptors into a
@@ -78,7 +78,7 @@ def _pieces(todo: list[Shard], actors: int) -> list[dict]:
     per_shard = math.ceil(PIECES_PER_ACTOR * actors / len(todo))
     pieces = []
     for shard in todo:
-        size = min(PIECE_ROWS, math.ceil(shard.rows / per_shard))
+        size = math.ceil(shard.rows / per_shard)
         pieces += [{"shard": shard.to_json(), "start": start, "stop": min(start + size, shard.rows)}
                    for start in range(0, shard.rows, size)]
     return pieces
