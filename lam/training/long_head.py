@@ -27,6 +27,7 @@ from .._torch_model import LAMModel
 from .stage2 import embedding_loss
 from .teacher import TextTokens, pad_token_ids
 
+
 @dataclass
 class TokenFeatures:
     """Ragged per-text features: rows `offsets[i]:offsets[i + 1]` of `values` (T, d) float16 are text i's tokens."""
