@@ -66,10 +66,18 @@ class LAMMixer(plain.LAMMixer):
         return F.silu(_cython.directional_conv_cython(qkv, *fused, real[..., 0])).chunk(3, dim=-1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, form: str = "chunk",
-                block_tokens: int | None = None) -> torch.Tensor:
-        """Token-wise parts run in blocks of about `block_tokens` tokens (all at once if None)."""
-        length = x.shape[1]
+                block_tokens: int | None = None, packed: PackedTokens | None = None) -> torch.Tensor:
+        """Token-wise parts run in blocks of about `block_tokens` tokens (all at once if None), or,
+        given `packed`, on x (1, N, d), the real tokens of the batch that `mask` (B, L) describes."""
         real = mask.to(x.dtype)[..., None]
+        options = {"chunk_size": self.config.chunk_size} if form == "chunk" else {}
+        if packed is not None:
+            qkv, gate_logits = self.project_inputs(x)
+            inputs = DeltaRuleInputs(*self.inputs_from_projections(packed.unpack(qkv), packed.unpack(gate_logits),
+                                                                   real), mask)
+            o = delta_rule(form, inputs, self.config.num_backward_heads, **options)
+            return self.output(packed.pack(o.transpose(1, 2)).transpose(1, 2), self.output_gate(x))
+        length = x.shape[1]
         blocks = token_blocks(x.shape[0], length, block_tokens)
         halo = self.config.conv_size - 1
 
@@ -80,11 +88,33 @@ class LAMMixer(plain.LAMMixer):
             return tuple(p.narrow(2, start - lo, stop - start) for p in parts)
 
         inputs = DeltaRuleInputs(*map_token_blocks(inputs_of_block, blocks, length, time_dim=2), mask)
-        options = {"chunk_size": self.config.chunk_size} if form == "chunk" else {}
         o = delta_rule(form, inputs, self.config.num_backward_heads, **options)
         del inputs
         return map_token_blocks(lambda start, stop: (self.output(o[:, :, start:stop], self.output_gate(x[:, start:stop])),),
                                 blocks, length, time_dim=1)[0]
+
+
+class PackedTokens:
+    """The real tokens of a padded batch (mask (B, L)) as one pseudo-sequence of N tokens, so that
+    token-wise layers (projections, gates, norms, FFN: most of a short batch's time) skip the padding.
+
+    `pack` takes (B, L, ...) to (1, N, ...), real tokens in row order; `unpack` does the inverse,
+    zeros where the mask is 0.
+    """
+
+    def __init__(self, mask: torch.Tensor):
+        self.shape = tuple(mask.shape)
+        self.rows = mask.reshape(-1).nonzero().squeeze(1)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, *x.shape[2:]).index_select(0, self.rows)[None]
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(self.shape[0] * self.shape[1], *x.shape[2:])
+        return out.index_copy_(0, self.rows, x[0]).unflatten(0, self.shape)
 
 
 def token_blocks(batch: int, length: int, block_tokens: int | None) -> list[tuple[int, int]]:
@@ -113,8 +143,10 @@ class LAMLayer(plain.LAMLayer):
     mixer_class = LAMMixer
     linear = staticmethod(linear)
 
-    def forward(self, x, mask, form="chunk", block_tokens=None):
-        mixed = self.mixer(x, mask, form, block_tokens)
+    def forward(self, x, mask, form="chunk", block_tokens=None, packed=None):
+        mixed = self.mixer(x, mask, form, block_tokens, packed)
+        if packed is not None:
+            return self.feed_forward(x, mixed)
         return map_token_blocks(lambda start, stop: (self.feed_forward(x[:, start:stop], mixed[:, start:stop]),),
                                 token_blocks(x.shape[0], x.shape[1], block_tokens), x.shape[1], time_dim=1)[0]
 
@@ -126,7 +158,9 @@ class LAMModel(plain.LAMModel):
     inference when it is built and no gradient has to flow through the layer, else the
     chunkwise form), "cython", "chunk" or "reference" (float64 token loop, for tests).
     `block_tokens` bounds the tokens (over the batch) that token-wise layers process at
-    once; None processes all.
+    once; None processes all. With `pack_tokens` (default), inference on a padded batch that
+    fits one token block runs the token-wise layers on its real tokens only (`PackedTokens`);
+    hidden states at padding are then zero.
     """
 
     layer_class = LAMLayer
@@ -135,6 +169,26 @@ class LAMModel(plain.LAMModel):
         super().__init__(config)
         self.form = "auto"
         self.block_tokens = DEFAULT_BLOCK_TOKENS
+        self.pack_tokens = True
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        packed = self.packed_tokens(attention_mask)
+        if packed is None:
+            return super().encode(input_ids, attention_mask)
+        x = packed.pack(self.embeddings(input_ids))
+        for layer in self.layers:
+            x = layer(x, attention_mask, self.resolve_form(x, layer.mixer), packed=packed)
+        return packed.unpack(x)
+
+    def packed_tokens(self, attention_mask: torch.Tensor) -> PackedTokens | None:
+        """The batch's real tokens when packing applies: `pack_tokens`, grad mode off, one token
+        block and some padding; else None."""
+        batch, length = attention_mask.shape
+        if (not self.pack_tokens or torch.is_grad_enabled() or batch == 1
+                or block_layout(batch, length, self.block_tokens)[0] > 1):
+            return None
+        packed = PackedTokens(attention_mask)
+        return packed if len(packed) < batch * length else None
 
     @property
     def kernel(self) -> str:

@@ -196,9 +196,13 @@ class LAMMixer(nn.Module):
     def delta_rule_inputs(self, x: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """q, k, v (B, H, T, D) and the five gates (B, H, T) of a window x (B, T, d), real (B, T, 1):
         beta, fast and slow retention, fast and slow read weights."""
+        return self.inputs_from_projections(*self.project_inputs(x), real)
+
+    def inputs_from_projections(self, qkv: torch.Tensor, gate_logits: torch.Tensor,
+                                real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`delta_rule_inputs` from `project_inputs`' qkv (B, T, 3 inner) and gate logits (B, T, 5, H)."""
         config = self.config
-        batch, length, _ = x.shape
-        qkv, gate_logits = self.project_inputs(x)
+        batch, length, _ = qkv.shape
         q, k, v = (h.reshape(batch, length, config.num_heads, config.head_dim).transpose(1, 2)
                    for h in self.convolve_inputs(qkv, real))
         q = l2_normalize(q, config.qk_norm_eps)

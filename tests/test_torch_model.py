@@ -82,6 +82,38 @@ def test_token_blocks_match_the_unblocked_model(make_tiny_model, block_tokens):
     assert (blocked - unblocked["cython", torch.float32])[real].abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("kernel, dtype, tolerance", [("reference", torch.float64, 1e-10),
+                                                      ("chunk", torch.float64, 1e-10),
+                                                      ("cython", torch.float32, 1e-5)])
+def test_packed_tokens_match_the_padded_model(make_tiny_model, kernel, dtype, tolerance):
+    model = make_tiny_model()
+    ids, mask = padded_batch([23, 5, 1, 17], model.config.vocab_size, seed=7)
+    real = mask.bool()
+    model.pack_tokens = False
+    padded = hidden_states(model, ids, mask, kernel, dtype)
+    model.pack_tokens = True
+    with torch.no_grad():
+        assert len(model.packed_tokens(mask)) == 46
+    packed = hidden_states(model, ids, mask, kernel, dtype)
+    assert (packed - padded)[real].abs().max().item() <= tolerance
+    assert packed[~real].abs().max().item() == 0.0
+
+
+def test_packing_applies_only_to_padded_inference_in_one_block(make_tiny_model):
+    model = make_tiny_model()
+    ids, mask = padded_batch([23, 5, 1, 17], model.config.vocab_size)
+    with torch.no_grad():
+        assert model.packed_tokens(mask) is not None
+        assert model.packed_tokens(torch.ones(4, 23, dtype=torch.long)) is None   # no padding
+        assert model.packed_tokens(mask[:1]) is None                               # one text
+        model.block_tokens = 40
+        assert model.packed_tokens(mask) is None                                   # several token blocks
+        model.block_tokens, model.pack_tokens = None, False
+        assert model.packed_tokens(mask) is None
+    model.pack_tokens = True
+    assert model.packed_tokens(mask) is None                                       # gradients flow
+
+
 def test_token_blocks_give_the_same_gradients(make_tiny_model):
     model = make_tiny_model().double().train()
     model.form = "chunk"

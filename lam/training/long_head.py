@@ -56,10 +56,12 @@ def last_ffn_inputs(model: LAMModel, token_ids: list[list[int]]) -> list[np.ndar
     """The last layer's feed-forward input (L_i, d) float16 of each text (one padded batch)."""
     captured = []
     hook = model.layers[-1].mixer_norm.register_forward_hook(lambda module, args, out: captured.append(out))
+    packing, model.pack_tokens = model.pack_tokens, False  # the hook reads the padded (B, L, d) layout
     try:
         model(*pad_token_ids(token_ids))
     finally:
         hook.remove()
+        model.pack_tokens = packing
     hidden = torch.cat(captured, dim=1)  # the token-wise part runs in blocks along the sequence
     return [hidden[i, :len(ids)].numpy().astype(np.float16) for i, ids in enumerate(token_ids)]
 
