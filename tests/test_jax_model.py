@@ -41,6 +41,7 @@ def float64_truth(model, ids, mask):
     """Hidden states (B, L, d) and sentence embeddings (B, d) of the float64 torch model."""
     model = copy.deepcopy(model).double()
     model.form = "chunk"
+    model.pack_tokens = False  # padding positions as JAX computes them (packing: tests/test_torch_model.py)
     ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask).long()
     with torch.no_grad():
         hidden = model(ids, mask).last_hidden_state
@@ -170,6 +171,7 @@ def float64_mirrors(model):
     """The float64 torch model (chunkwise form) and the JAX parameters converted from it."""
     model = copy.deepcopy(model).double()
     model.form = "chunk"
+    model.pack_tokens = False  # padding positions as JAX computes them (packing: tests/test_torch_model.py)
     with jax.enable_x64(True):
         params = jax.device_put(conversion.params_from_torch(tensors_of(model), model.config))
     return model, params

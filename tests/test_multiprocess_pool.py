@@ -54,7 +54,9 @@ def test_pool_honours_the_other_encode_arguments(model, pool):
     tokens = model.encode(texts, pool=pool, chunk_size=9, output_value="token_embeddings")
     for got, expected in zip(tokens, model.encode(texts, output_value="token_embeddings")):
         assert got.shape == expected.shape
-        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)
+        # Token states (|x| up to ~3, not normalised) of one text in two batch compositions: float32
+        # rounding of matmuls of different row counts (up to 2e-6 seen).
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
     dicts = model.encode(texts[:3], pool=pool, output_value=None)
     for got, expected in zip(dicts, model.encode(texts[:3], output_value=None)):
         assert got.keys() == expected.keys()
