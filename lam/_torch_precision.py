@@ -18,7 +18,6 @@ reach these copies: `linear` uses them only with grad mode off.
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 
 from . import _cython
 from .backends import check_compute_precision
+from .cpu import cpu_flags
 from .modeling_lam import ACTIVATIONS
 
 # The ops' default overloads: calling the overload packets costs a few microseconds more per call.
@@ -44,15 +44,9 @@ def onednn_usable(x: torch.Tensor) -> bool:
     return _ONEDNN_LINEAR is not None and x.device.type == "cpu"
 
 
-@lru_cache(maxsize=1)
 def cpu_has_vnni() -> bool:
     """Whether the CPU has int8 dot-product instructions (AVX-512 VNNI or AVX-VNNI), read from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line for line in handle if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
+    return bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
 
 
 class InferenceLinear:

@@ -15,6 +15,7 @@ import lam._cython as compiled
 from delta_rule_cases import WIDTH, reference_case
 from required import require_cython
 from lam._torch_core import delta_rule_chunked
+from lam.cpu import cpu_flags
 from lam.reference import DeltaRuleInputs
 
 TOLERANCE = 1e-5
@@ -46,6 +47,31 @@ def test_cython_matches_chunked_on_a_larger_case():
         chunked = delta_rule_chunked(as_torch(inputs), num_backward_heads=6)
     actual = cython_kernel(as_torch(inputs), num_backward_heads=6)
     assert max_error(actual.numpy(), chunked.double().numpy()) <= TOLERANCE
+
+
+def test_the_avx2_build_is_used_where_the_cpu_has_avx2():
+    require_cython()
+    expected = "avx2" if "avx2" in cpu_flags() else "baseline"
+    assert compiled.VARIANT == expected, f"CPU flags say {expected}; lam._cython loaded {compiled.VARIANT}"
+
+
+def test_avx2_and_baseline_builds_agree_bit_for_bit():
+    require_cython()
+    if compiled.VARIANT != "avx2":
+        pytest.skip("this CPU does not run the AVX2 build (the test above checks that choice)")
+    from lam._cython import delta_rule as baseline
+    from lam._cython import delta_rule_avx2 as avx2
+
+    arrays = {name: np.ascontiguousarray(x) for name, x in make_inputs(4, 150, "holes").items()}
+    one, two = (build.delta_rule_forward(**arrays, num_backward_heads=5, num_threads=1) for build in (baseline, avx2))
+    assert np.abs(one).max() > 0 and np.array_equal(one, two)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 40, 64)).astype(np.float32)
+    taps = rng.standard_normal((4, 64)).astype(np.float32)
+    mask = (rng.random((3, 40)) > 0.2).astype(np.uint8)
+    backward = (np.arange(64) >= 40).astype(np.uint8)
+    one, two = (build.directional_conv_forward(x, taps, mask, backward, 1) for build in (baseline, avx2))
+    assert np.array_equal(one, two)
 
 
 def test_thread_count_does_not_change_a_bit():

@@ -2,6 +2,8 @@
 torch-tensor entry points.
 
 `AVAILABLE` says whether the extension was built; `IMPORT_ERROR` keeps the reason if not.
+`VARIANT` is the build in use: "avx2" (the same source compiled for AVX2, chosen when the CPU has
+it and it was built; same results bit for bit), "baseline", or None.
 """
 
 from __future__ import annotations
@@ -9,12 +11,28 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..cpu import cpu_flags
+
+
+def _load_kernels():
+    """(module, variant): the AVX2 build where the CPU runs it, else the baseline build."""
+    if "avx2" in cpu_flags():
+        try:
+            from . import delta_rule_avx2
+            return delta_rule_avx2, "avx2"
+        except ImportError:
+            pass
+    from . import delta_rule
+    return delta_rule, "baseline"
+
+
 try:
-    from .delta_rule import delta_rule_forward, directional_conv_forward
+    _kernels, VARIANT = _load_kernels()
 except ImportError as error:
-    AVAILABLE, IMPORT_ERROR = False, error
+    AVAILABLE, IMPORT_ERROR, VARIANT = False, error, None
 else:
     AVAILABLE, IMPORT_ERROR = True, None
+    delta_rule_forward, directional_conv_forward = _kernels.delta_rule_forward, _kernels.directional_conv_forward
 
 
 def delta_rule_cython(inputs, num_backward_heads: int):
