@@ -41,7 +41,6 @@ def float64_truth(model, ids, mask):
     """Hidden states (B, L, d) and sentence embeddings (B, d) of the float64 torch model."""
     model = copy.deepcopy(model).double()
     model.form = "chunk"
-    model.pack_tokens = False  # padding positions as JAX computes them (packing: tests/test_torch_model.py)
     ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask).long()
     with torch.no_grad():
         hidden = model(ids, mask).last_hidden_state
