@@ -77,7 +77,8 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(extension)
         except Exception as error:  # noqa: BLE001
-            warn(f"could not compile {extension.name} ({error}); the pure-torch path will be used.")
+            fallback = "the baseline kernel" if extension.name == AVX2_EXTENSION else "the pure-torch path"
+            warn(f"could not compile {extension.name} ({error}); {fallback} will be used.")
 
     def openmp_flags(self):
         """(compile args, link args) of the first OpenMP flag set that builds a test program."""
