@@ -26,7 +26,8 @@ def test_every_task_and_system_is_reported(tiny_report, teacher_lam_dir):
     assert set(report["load_errors"]) == {"no-such-model/torch"}
     known = report["known_item"]
     assert known["documents"] == 4 and known["books"] == 0 and known["queries"] > 0
-    assert set(known["systems"]) == {lam_row, "minilm-trunc256", "minilm-trunc512", "minilm-chunkmean256"}
+    assert set(known["systems"]) == {lam_row, f"{lam_row} best chunk", "minilm-trunc256", "minilm-trunc512",
+                                     "minilm-chunkmean256", "minilm-chunkmax256"}
     bands = {f"{lo}-{hi}" for lo, hi in DEPTH_BANDS}
     for row in known["systems"].values():
         assert 0 <= row["all"]["accuracy_at_1"] <= 100 and set(row["bands"]) <= bands
@@ -43,6 +44,7 @@ def test_table_and_plot(tiny_report, tmp_path):
     report, _ = tiny_report
     table = long_compare.format_long_table(report)
     assert "known-item retrieval" in table and "minilm-chunkmean256" in table and "contextual" in table
+    assert "best chunk" in table and "minilm-chunkmax256" in table
     assert "could not load" in table
     long_compare.plot_long(report, tmp_path / "long.png")
     assert (tmp_path / "long.png").stat().st_size > 0
@@ -55,6 +57,37 @@ def test_teacher_chunk_mean_of_a_one_chunk_text_is_its_embedding():
     texts = ["A short text fits in one chunk.", "Another one, about cats and dogs."]
     np.testing.assert_allclose(teacher.chunk_mean(texts), teacher.truncated(texts, long_compare.CHUNK_TOKENS),
                                atol=1e-5)
+
+
+def test_a_document_of_chunks_scores_its_best_chunk():
+    import numpy as np
+
+    from lam.benchmarking.long_tasks import rank_of_relevant, similarity
+
+    rng = np.random.default_rng(0)
+    queries = rng.normal(size=(3, 8))
+    chunked = [rng.normal(size=(n, 8)) * rng.uniform(0.5, 2.0) for n in (1, 4, 2)]
+    unit = [c / np.linalg.norm(c, axis=1, keepdims=True) for c in chunked]
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    expected = np.array([[max(q[i] @ c.T) for c in unit] for i in range(3)])
+    np.testing.assert_allclose(similarity(queries, chunked), expected, atol=1e-12)
+    # One chunk per document is the one-vector case.
+    single = np.stack([c[0] for c in chunked])
+    np.testing.assert_allclose(similarity(queries, [c[:1] for c in chunked]), similarity(queries, single), atol=1e-12)
+    planted = [np.vstack([c, queries[i] * 3.0]) for i, c in enumerate(chunked)]  # document i holds query i exactly
+    assert rank_of_relevant(queries, planted, np.arange(3)).tolist() == [1, 1, 1]
+
+
+def test_teacher_chunk_max_and_mean_come_from_the_same_chunks():
+    import numpy as np
+
+    teacher = long_compare.TeacherSystems()
+    text = "A sentence about lighthouses and the keepers who lived in them. " * 60
+    chunks = teacher.chunk_embeddings([text])[0]
+    assert chunks.shape[0] > 2
+    np.testing.assert_allclose(np.linalg.norm(chunks, axis=1), 1.0, atol=1e-5)
+    mean = chunks.mean(0)
+    np.testing.assert_allclose(teacher.chunk_mean([text])[0], mean / np.linalg.norm(mean), atol=1e-6)
 
 
 def test_a_query_passage_is_found_across_whitespace_and_mapped_to_its_chunk():

@@ -177,12 +177,19 @@ def needle_task(filler: list[str], tokenizer, length: int, candidates: int = 16,
 
 # -- scoring --------------------------------------------------------------------------------
 
-def rank_of_relevant(query_embeddings: np.ndarray, document_embeddings: np.ndarray, relevant: np.ndarray) -> np.ndarray:
-    """1-based rank of each query's relevant document under cosine similarity (ties count against)."""
+def similarity(query_embeddings: np.ndarray, documents) -> np.ndarray:
+    """(Q, N) cosine similarity of each query to each document. `documents` is an (N, d) array of
+    one vector per document, or a list of N (chunks, d) arrays: a document then scores its best chunk."""
     q = query_embeddings / np.linalg.norm(query_embeddings, axis=1, keepdims=True)
-    d = document_embeddings / np.linalg.norm(document_embeddings, axis=1, keepdims=True)
-    scores = q @ d.T
-    own = scores[np.arange(len(q)), relevant]
+    if isinstance(documents, np.ndarray):
+        return q @ (documents / np.linalg.norm(documents, axis=1, keepdims=True)).T
+    return np.stack([(q @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T).max(1) for c in documents], axis=1)
+
+
+def rank_of_relevant(query_embeddings: np.ndarray, documents, relevant: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's relevant document under `similarity` (ties count against)."""
+    scores = similarity(query_embeddings, documents)
+    own = scores[np.arange(len(scores)), relevant]
     return (scores >= own[:, None]).sum(1)
 
 
