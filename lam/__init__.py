@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["LAM", "LAMConfig", "LAMHyperparameters", "LAMModel", "BackendFallbackWarning", "__version__"]
+__all__ = ["LAM", "LAMConfig", "LAMHyperparameters", "LAMModel", "BackendFallbackWarning", "search_documents",
+           "__version__"]
 
 _LAZY_ATTRIBUTES = {"LAM": ".facade", "BackendFallbackWarning": ".facade", "LAMConfig": ".config",
-                    "LAMHyperparameters": ".config", "LAMModel": "._torch_model"}
+                    "LAMHyperparameters": ".config", "LAMModel": "._torch_model", "search_documents": ".chunking"}
 
 
 def __getattr__(name: str):

@@ -104,3 +104,37 @@ def contextual_chunks(text: str, token_spans: np.ndarray, token_embeddings: np.n
     chunks = sentence_chunks(text, starts, chunk_tokens, overlap_tokens, readable=readable)
     return ChunkedDocument([(c.start, c.end) for c in chunks], [text[c.start:c.end] for c in chunks],
                            pooled_spans(token_embeddings, starts, chunks))
+
+
+def search_documents(query_embeddings, documents: list[ChunkedDocument], top_k: int = 10) -> list[list[dict]]:
+    """Rank documents for each query by their best chunk, as `sentence_transformers.util.semantic_search`
+    ranks texts: per query, up to `top_k` hits {"corpus_id", "score", "chunk", "span"}, best first,
+    where score is the cosine similarity of the query to the document's best chunk, and chunk and
+    span locate that chunk. query_embeddings: (Q, d) or one (d,) query. Documents without chunks
+    (empty texts) are never hits.
+    """
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    if isinstance(documents, ChunkedDocument) or not all(isinstance(d, ChunkedDocument) for d in documents):
+        raise TypeError("documents must be a list of ChunkedDocument (from LAM.encode_chunks on a list of texts)")
+    queries = np.atleast_2d(np.asarray(query_embeddings, dtype=np.float32))
+    if queries.ndim != 2:
+        raise ValueError(f"query_embeddings must be (queries, d) or (d,), got shape {np.shape(query_embeddings)}")
+    queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    best = np.full((len(queries), len(documents)), -np.inf, dtype=np.float32)
+    where = np.zeros((len(queries), len(documents)), dtype=np.int64)
+    for column, document in enumerate(documents):
+        if len(document.spans) == 0:
+            continue
+        if document.embeddings.shape[1] != queries.shape[1]:
+            raise ValueError(f"document {column} has {document.embeddings.shape[1]}-dimensional chunk embeddings, "
+                             f"the queries {queries.shape[1]}")
+        scores = queries @ np.asarray(document.embeddings, dtype=np.float32).T
+        where[:, column] = scores.argmax(1)
+        best[:, column] = scores[np.arange(len(queries)), where[:, column]]
+    hits = []
+    for row in range(len(queries)):
+        order = [int(c) for c in np.argsort(-best[row], kind="stable")[:top_k] if np.isfinite(best[row, c])]
+        hits.append([{"corpus_id": c, "score": float(best[row, c]), "chunk": int(where[row, c]),
+                      "span": documents[c].spans[where[row, c]]} for c in order])
+    return hits

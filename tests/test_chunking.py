@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lam import LAM
-from lam.chunking import Chunk, sentence_chunks, sentence_starts
+from lam.chunking import Chunk, ChunkedDocument, search_documents, sentence_chunks, sentence_starts
 
 DOCUMENT = " ".join(
     f"Sentence number {i} talks about {topic}, which Mr. Jones found {mood}." + ("\n\n" if i % 7 == 6 else "")
@@ -117,3 +117,46 @@ def test_encode_chunks_rejects_bad_arguments(models):
         model.encode_chunks(DOCUMENT, chunk_tokens=16, chunk_overlap=16)
     with pytest.raises(TypeError):
         model.encode_chunks([DOCUMENT, None])
+
+
+def _chunked(embeddings: np.ndarray) -> ChunkedDocument:
+    spans = [(10 * i, 10 * i + 10) for i in range(len(embeddings))]
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True) if len(embeddings) else embeddings
+    return ChunkedDocument(spans, ["x" * 10] * len(spans), unit.astype(np.float32))
+
+
+def test_search_documents_ranks_documents_by_their_best_chunk():
+    rng = np.random.default_rng(0)
+    documents = [_chunked(rng.normal(size=(n, 16))) for n in (3, 1, 5, 2)] + [_chunked(np.zeros((0, 16)))]
+    queries = rng.normal(size=(4, 16)) * 5.0
+    hits = search_documents(queries, documents, top_k=3)
+    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    for query, found in zip(unit, hits):
+        best = [(d.embeddings @ query).max() for d in documents[:4]]
+        assert [h["corpus_id"] for h in found] == list(np.argsort(best)[::-1][:3])
+        for hit in found:
+            chunk_scores = documents[hit["corpus_id"]].embeddings @ query
+            assert hit["chunk"] == chunk_scores.argmax() and hit["score"] == pytest.approx(chunk_scores.max(), abs=1e-6)
+            assert hit["span"] == documents[hit["corpus_id"]].spans[hit["chunk"]]
+    assert len(search_documents(queries[0], documents, top_k=50)) == 1      # one (d,) query: one list
+    assert len(search_documents(queries[0], documents, top_k=50)[0]) == 4   # the chunkless document never hits
+
+
+def test_search_documents_finds_a_passage_in_its_document(models):
+    model = models["torch"]
+    documents = [DOCUMENT, "The harbour froze in winter. Fishermen waited for the thaw. " * 6,
+                 "A recipe for bread: flour, water, salt and patience. " * 6]
+    chunked = model.encode_chunks(documents, chunk_tokens=24)
+    query = chunked[0].texts[3]
+    hit = search_documents(model.encode(query), chunked, top_k=1)[0][0]
+    assert hit["corpus_id"] == 0
+
+
+def test_search_documents_rejects_bad_inputs():
+    document = _chunked(np.eye(4)[:2])
+    with pytest.raises(ValueError, match="top_k"):
+        search_documents(np.ones(4), [document], top_k=0)
+    with pytest.raises(TypeError, match="ChunkedDocument"):
+        search_documents(np.ones(4), document)
+    with pytest.raises(ValueError, match="dimensional"):
+        search_documents(np.ones(3), [document])
