@@ -283,10 +283,13 @@ def plot_long(report: dict, path: Path) -> None:
 
     figure, (depth_axes, length_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
     bands = _band_names()
+    systems = list(report["known_item"]["systems"])
+    palette = plt.get_cmap("tab10" if len(systems) <= 10 else "tab20")
+    color = {name: palette(i % palette.N) for i, name in enumerate(systems)}  # one colour per system, both panels
     for name, row in report["known_item"]["systems"].items():
         present = [b for b in bands if b in row["bands"]]
         depth_axes.plot([bands.index(b) for b in present], [row["bands"][b]["accuracy_at_1"] for b in present],
-                        marker="o", label=name)
+                        marker="o", label=name, color=color[name])
     depth_axes.set_xticks(range(len(bands)), bands)
     depth_axes.set_xlabel("depth of the query passage in its document (tokens)")
     depth_axes.set_ylabel("accuracy@1 (%)")
@@ -295,8 +298,8 @@ def plot_long(report: dict, path: Path) -> None:
         table = report["synthetic"][kind]
         lengths = [int(x) for x in table]
         for name in next(iter(table.values())):
-            length_axes.plot(lengths, [table[str(x)][name] for x in lengths], style,
-                             marker="o", label=f"{name} {kind}")
+            length_axes.plot(lengths, [table[str(x)][name] for x in lengths], style, marker="o",
+                             label=f"{name} {kind}", color=color.get(name))
     length_axes.set_xscale("log", base=2)
     length_axes.set_xlabel("document length (tokens)")
     length_axes.set_ylabel("accuracy@1 (%)")
