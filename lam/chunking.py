@@ -110,12 +110,14 @@ def search_documents(query_embeddings, documents: list[ChunkedDocument], top_k: 
     """Rank documents for each query by their best chunk, as `sentence_transformers.util.semantic_search`
     ranks texts: per query, up to `top_k` hits {"corpus_id", "score", "chunk", "span"}, best first,
     where score is the cosine similarity of the query to the document's best chunk, and chunk and
-    span locate that chunk. query_embeddings: (Q, d) or one (d,) query. Documents without chunks
-    (empty texts) are never hits.
+    span locate that chunk. query_embeddings: (Q, d) or one (d,) query; documents: the
+    `encode_chunks` results (a single one is a corpus of one). Documents without chunks (empty
+    texts) are never hits.
     """
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-    if isinstance(documents, ChunkedDocument) or not all(isinstance(d, ChunkedDocument) for d in documents):
+    documents = [documents] if isinstance(documents, ChunkedDocument) else list(documents)
+    if not all(isinstance(d, ChunkedDocument) for d in documents):
         raise TypeError("documents must be a list of ChunkedDocument (from LAM.encode_chunks on a list of texts)")
     queries = np.atleast_2d(np.asarray(query_embeddings, dtype=np.float32))
     if queries.ndim != 2:

@@ -140,6 +140,8 @@ def test_search_documents_ranks_documents_by_their_best_chunk():
             assert hit["span"] == documents[hit["corpus_id"]].spans[hit["chunk"]]
     assert len(search_documents(queries[0], documents, top_k=50)) == 1      # one (d,) query: one list
     assert len(search_documents(queries[0], documents, top_k=50)[0]) == 4   # the chunkless document never hits
+    assert search_documents(queries, iter(documents)) == search_documents(queries, documents)  # any iterable
+    assert search_documents(queries[0], documents[2])[0][0]["corpus_id"] == 0  # one ChunkedDocument: a list of one
 
 
 def test_search_documents_finds_a_passage_in_its_document(models):
@@ -157,6 +159,6 @@ def test_search_documents_rejects_bad_inputs():
     with pytest.raises(ValueError, match="top_k"):
         search_documents(np.ones(4), [document], top_k=0)
     with pytest.raises(TypeError, match="ChunkedDocument"):
-        search_documents(np.ones(4), document)
+        search_documents(np.ones(4), [document, "a text"])
     with pytest.raises(ValueError, match="dimensional"):
         search_documents(np.ones(3), [document])
