@@ -43,7 +43,7 @@ class LongSettings:
 
     @classmethod
     def short(cls, **overrides) -> "LongSettings":
-        """The setting of the default `lam compare` run: about a minute and a half on 2 cores, not an hour
+        """The setting of the default `lam compare` run: about two minutes on 2 cores, not an hour
         (one book cut to 8,192 tokens and 10 articles: a small, noisy sample)."""
         fields = dict(backends=("torch",), lengths=(256, 2048), passkey_candidates=6, needle_candidates=6,
                       books=1, articles=10, chunk_documents=2, document_tokens=8192)
