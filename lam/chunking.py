@@ -106,6 +106,19 @@ def contextual_chunks(text: str, token_spans: np.ndarray, token_embeddings: np.n
                            pooled_spans(token_embeddings, starts, chunks))
 
 
+def best_chunk_scores(queries: np.ndarray, chunk_embeddings: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, N) best dot product of each query (Q, d) with each document's chunk rows (chunks_i, d),
+    -inf for a document without chunks, and (Q, N) the chunk row that gives it."""
+    best = np.full((len(queries), len(chunk_embeddings)), -np.inf)
+    where = np.zeros((len(queries), len(chunk_embeddings)), dtype=np.int64)
+    for column, chunks in enumerate(chunk_embeddings):
+        if len(chunks):
+            scores = queries @ chunks.T
+            where[:, column] = scores.argmax(1)
+            best[:, column] = scores[np.arange(len(queries)), where[:, column]]
+    return best, where
+
+
 def search_documents(query_embeddings, documents: list[ChunkedDocument], top_k: int = 10) -> list[list[dict]]:
     """Rank documents for each query by their best chunk, as `sentence_transformers.util.semantic_search`
     ranks texts: per query, up to `top_k` hits {"corpus_id", "score", "chunk", "span"}, best first,
@@ -123,17 +136,11 @@ def search_documents(query_embeddings, documents: list[ChunkedDocument], top_k: 
     if queries.ndim != 2:
         raise ValueError(f"query_embeddings must be (queries, d) or (d,), got shape {np.shape(query_embeddings)}")
     queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    best = np.full((len(queries), len(documents)), -np.inf, dtype=np.float32)
-    where = np.zeros((len(queries), len(documents)), dtype=np.int64)
     for column, document in enumerate(documents):
-        if len(document.spans) == 0:
-            continue
-        if document.embeddings.shape[1] != queries.shape[1]:
+        if len(document.spans) and document.embeddings.shape[1] != queries.shape[1]:
             raise ValueError(f"document {column} has {document.embeddings.shape[1]}-dimensional chunk embeddings, "
                              f"the queries {queries.shape[1]}")
-        scores = queries @ np.asarray(document.embeddings, dtype=np.float32).T
-        where[:, column] = scores.argmax(1)
-        best[:, column] = scores[np.arange(len(queries)), where[:, column]]
+    best, where = best_chunk_scores(queries, [np.asarray(d.embeddings, dtype=np.float32) for d in documents])
     hits = []
     for row in range(len(queries)):
         order = [int(c) for c in np.argsort(-best[row], kind="stable")[:top_k] if np.isfinite(best[row, c])]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..chunking import sentence_starts
+from ..chunking import best_chunk_scores, sentence_starts
 
 DEPTH_BANDS = ((0, 1024), (1024, 4096), (4096, 16384), (16384, 32768))
 MAX_DOCUMENT_TOKENS = 32768
@@ -183,7 +183,7 @@ def similarity(query_embeddings: np.ndarray, documents) -> np.ndarray:
     q = query_embeddings / np.linalg.norm(query_embeddings, axis=1, keepdims=True)
     if isinstance(documents, np.ndarray):
         return q @ (documents / np.linalg.norm(documents, axis=1, keepdims=True)).T
-    return np.stack([(q @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T).max(1) for c in documents], axis=1)
+    return best_chunk_scores(q, [c / np.linalg.norm(c, axis=1, keepdims=True) for c in documents])[0]
 
 
 def rank_of_relevant(query_embeddings: np.ndarray, documents, relevant: np.ndarray) -> np.ndarray:
